@@ -1,0 +1,221 @@
+"""Momentum-family updates on batches of diagonal quadratics f(x) = ½ Σᵢ λᵢxᵢ² + cᵀx + b.
+
+Every rule and convention reduces (in ``polyak.rules``) to one canonical update:
+
+    g_t = λ ⊙ x_{t-1} + c
+    u_t = β u_{t-1} + a_t g_t
+    x_t = x_{t-1} − k_t u_t − e_t g_t
+
+with per-step scalars built from η_t = lr · schedule[t-1]:
+
+- learning rate outside the velocity (GD, d2l, torch): a_t = 1 on an undamped first step,
+  else 1 − τ; k_t = η_t (β η_t with nesterov); e_t = η_t with nesterov, else 0;
+- learning rate inside it (mxnet, goodfellow with u = −v): a_t = η_t; k_t = 1 (β with
+  nesterov); e_t = η_t with nesterov, else 0.
+
+``polyak.reference.run_diagonal`` is the NumPy twin of ``run_diagonal``.
+
+Loop order: problems in parallel (one thread owns a problem, so sums within a problem run in
+a fixed order whatever the thread count); within a problem, a block of up to BLOCK
+coordinates is stepped CHECK_EVERY times while its four arrays sit in L1, then the next
+block; after every CHECK_EVERY steps the whole problem is checked for divergence.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport NAN
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+
+cdef enum:
+    CHECK_EVERY = 128  # steps between divergence checks (and the longest run kept in registers)
+    WIDTH = 64        # coordinates kept in registers across steps (x and u: 16 AVX-512 registers
+                      # of float64; a larger local array stops GCC from keeping it in registers)
+    LANES = 8         # interleaved partial sums of the loss
+
+
+cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
+                          Py_ssize_t m, floating beta, const floating* a, const floating* k,
+                          const floating* e, Py_ssize_t steps, bint unit_a,
+                          bint nesterov) noexcept nogil:
+    # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
+    # (c == NULL: no linear term)
+    # on m <= WIDTH coordinates. The state is copied into local arrays that the compiler keeps
+    # in registers for all the steps; unit_a, nesterov (and m, on full blocks) are constants at
+    # each call site, so each inlined copy is a specialized loop of three FMAs per coordinate.
+    cdef floating xs[WIDTH]
+    cdef floating us[WIDTH]
+    cdef floating g, v
+    cdef Py_ssize_t j, s
+    for j in range(m):
+        xs[j] = x[j]
+        us[j] = u[j]
+    for s in range(steps):
+        for j in range(m):
+            g = lam[j] * xs[j] + c[j] if c != NULL else lam[j] * xs[j]
+            if unit_a:
+                v = beta * us[j] + g
+            else:
+                v = beta * us[j] + a[s] * g
+            us[j] = v
+            if nesterov:
+                xs[j] = xs[j] - k[s] * v - e[s] * g
+            else:
+                xs[j] = xs[j] - k[s] * v
+    for j in range(m):
+        x[j] = xs[j]
+        u[j] = us[j]
+
+
+cdef inline void _advance_flags(floating* x, floating* u, const floating* lam,
+                                const floating* c, floating beta, const floating* a,
+                                const floating* k, const floating* e, Py_ssize_t steps,
+                                bint unit_a, bint nesterov) noexcept nogil:
+    # _advance on a full block with unit_a and nesterov made compile-time constants
+    if nesterov:
+        if unit_a:
+            _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, True, True)
+        else:
+            _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, False, True)
+    elif unit_a:
+        _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, True, False)
+    else:
+        _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, False, False)
+
+
+cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
+                                const floating* c, Py_ssize_t m, floating beta,
+                                const floating* a, const floating* k, const floating* e,
+                                Py_ssize_t steps, bint unit_a, bint nesterov) noexcept nogil:
+    # _advance with every flag, a full block's width and c == NULL (no linear term: eight
+    # registers fewer) made compile-time constants; a partial block takes the generic loop
+    if m < WIDTH:
+        _advance(x, u, lam, c, m, beta, a, k, e, steps, unit_a, nesterov)
+    elif c == NULL:
+        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov)
+    else:
+        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov)
+
+
+cdef inline floating _partial_value(const floating* x, const floating* lam, const floating* c,
+                                    Py_ssize_t m) noexcept nogil:
+    # sum(x * (0.5*lam*x + c)) in LANES interleaved partial sums, added in a fixed order
+    cdef floating acc[LANES]
+    cdef floating total = 0
+    cdef Py_ssize_t i, j, q, full = m - m % LANES
+    for j in range(LANES):
+        acc[j] = 0
+    for q in range(m // LANES):
+        i = q * LANES
+        for j in range(LANES):
+            acc[j] += x[i + j] * (<floating>0.5 * lam[i + j] * x[i + j] + c[i + j])
+    for i in range(full, m):
+        total += x[i] * (<floating>0.5 * lam[i] * x[i] + c[i])
+    for j in range(LANES):
+        total += acc[j]
+    return total
+
+
+cdef inline bint _within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:
+    # all(abs(x) <= bound); False for NaN
+    cdef Py_ssize_t i
+    cdef int outside = 0
+    for i in range(n):
+        outside |= not ((x[i] <= bound) & (x[i] >= -bound))
+    return outside == 0
+
+
+cdef inline void _record(floating* loss, floating* trajectory, Py_ssize_t k, Py_ssize_t stride,
+                         const floating* x, const floating* lam, const floating* c, floating b,
+                         Py_ssize_t n) noexcept nogil:
+    # loss[k] = f(x);  trajectory[k] = x   (each when asked for)
+    if loss != NULL:
+        loss[k] = b + _partial_value(x, lam, c, n)
+    if trajectory != NULL:
+        memcpy(trajectory + k * stride, x, n * sizeof(floating))
+
+
+cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const floating* c,
+                          floating b, Py_ssize_t n, floating lr, floating beta,
+                          const floating* schedule, Py_ssize_t steps, bint lr_inside,
+                          bint nesterov, floating dampening, bint first_step_undamped,
+                          Py_ssize_t every, floating bound, floating* loss,
+                          floating* trajectory, Py_ssize_t stride) noexcept nogil:
+    # Runs one problem in place; returns the steps taken (fewer than `steps` if it diverged).
+    cdef Py_ssize_t records = steps // every + 1
+    cdef Py_ssize_t t = 0, t_end, s, q, lo, k, i
+    cdef bint recording = loss != NULL or trajectory != NULL
+    cdef bint unit_a
+    cdef bint has_c = not _within(c, n, 0)
+    cdef floating eta
+    cdef floating a[CHECK_EVERY]
+    cdef floating kx[CHECK_EVERY]
+    cdef floating e[CHECK_EVERY]
+
+    _record(loss, trajectory, 0, stride, x, lam, c, b, n)
+
+    while t < steps:
+        t_end = min(t + CHECK_EVERY, steps)
+        if recording:
+            t_end = min(t_end, (t // every + 1) * every)
+        unit_a = True
+        for s in range(t, t_end):
+            eta = lr * schedule[s]
+            e[s - t] = eta
+            if lr_inside:
+                a[s - t] = eta
+                kx[s - t] = beta if nesterov else 1
+            else:
+                a[s - t] = 1 if (s == 0 and first_step_undamped) else 1 - dampening
+                kx[s - t] = beta * eta if nesterov else eta
+            unit_a = unit_a and a[s - t] == 1
+        for q in range((n + WIDTH - 1) // WIDTH):
+            lo = q * WIDTH
+            _advance_block(x + lo, u + lo, lam + lo, c + lo if has_c else NULL, min(WIDTH, n - lo), beta,
+                           a, kx, e, t_end - t, unit_a, nesterov)
+        t = t_end
+        if t % every == 0:
+            _record(loss, trajectory, t // every, stride, x, lam, c, b, n)
+        if not _within(x, n, bound):
+            break
+
+    # records after the stop did not happen: NaN marks them
+    for k in range(t // every + 1, records):
+        if loss != NULL:
+            loss[k] = NAN
+        if trajectory != NULL:
+            for i in range(n):
+                trajectory[k * stride + i] = NAN
+    return t
+
+
+def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
+                 floating[:, ::1] x, floating[:, ::1] u,
+                 const floating[::1] lr, const floating[::1] beta, const floating[::1] schedule,
+                 bint lr_inside, bint nesterov, floating dampening, bint first_step_undamped,
+                 Py_ssize_t every, floating bound,
+                 floating[:, ::1] loss, floating[:, :, ::1] trajectory,
+                 int64_t[::1] steps_taken, int n_threads):
+    """Runs the canonical update on B problems in place (see the module docstring).
+
+    NumPy equivalent: ``polyak.reference.run_diagonal`` with the same arguments.
+
+    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken (B,); schedule (T,);
+    loss (B, T // every + 1) or (B, 0) to skip it; trajectory (T // every + 1, B, n) or
+    (0, B, n) to skip it. All inputs are validated by the caller; x and u hold x₀, u₀ on
+    entry and the final state on return.
+    """
+    cdef Py_ssize_t p, B = x.shape[0], n = x.shape[1], steps = schedule.shape[0]
+    cdef Py_ssize_t stride = B * n
+    cdef bint record_loss = loss.shape[1] > 0
+    cdef bint record_trajectory = trajectory.shape[0] > 0
+    cdef floating* loss_row
+    cdef floating* trajectory_row
+    with nogil:
+        for p in prange(B, schedule="static", num_threads=n_threads):
+            loss_row = &loss[p, 0] if record_loss else NULL
+            trajectory_row = &trajectory[0, p, 0] if record_trajectory else NULL
+            steps_taken[p] = _run_problem(
+                &x[p, 0], &u[p, 0], &lam[p, 0], &c[p, 0], b[p], n, lr[p], beta[p],
+                &schedule[0] if steps > 0 else NULL, steps, lr_inside, nesterov, dampening,
+                first_step_undamped, every, bound, loss_row, trajectory_row, stride)
