@@ -1,0 +1,30 @@
+"""polyak: the momentum method of optimization (Polyak's heavy ball and its relatives).
+
+Quadratic problems, update rules in every common convention, and `run`, which steps thousands
+of problems at once in typed Cython + OpenMP kernels; `polyak.reference` is their NumPy twin.
+
+>>> import polyak
+>>> problem = polyak.problems.ill_conditioned_2d()
+>>> result = polyak.run(problem, polyak.Momentum(lr=0.6, beta=0.5), x0=[-5.0, -2.0], steps=20)
+>>> [round(float(v), 6) for v in result.x]
+[0.007188, 0.002553]
+"""
+
+from polyak import problems, reference, rules
+from polyak._config import __version__, show_config
+from polyak.problems import Quadratic
+from polyak.rules import GD, Momentum
+from polyak.solve import RunResult, run
+
+__all__ = [
+    "GD",
+    "Momentum",
+    "Quadratic",
+    "RunResult",
+    "__version__",
+    "problems",
+    "reference",
+    "rules",
+    "run",
+    "show_config",
+]

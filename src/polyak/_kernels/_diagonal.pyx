@@ -28,7 +28,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 cdef enum:
-    CHECK_EVERY = 128  # steps between divergence checks (and the longest run kept in registers)
+    CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
     WIDTH = 64        # coordinates kept in registers across steps (x and u: 16 AVX-512 registers
                       # of float64; a larger local array stops GCC from keeping it in registers)
     LANES = 8         # interleaved partial sums of the loss
@@ -140,8 +140,9 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
                           const floating* schedule, Py_ssize_t steps, bint lr_inside,
                           bint nesterov, floating dampening, bint first_step_undamped,
                           Py_ssize_t every, floating bound, floating* loss,
-                          floating* trajectory, Py_ssize_t stride) noexcept nogil:
-    # Runs one problem in place; returns the steps taken (fewer than `steps` if it diverged).
+                          floating* trajectory, Py_ssize_t stride,
+                          unsigned char* diverged) noexcept nogil:
+    # Runs one problem in place; returns the steps taken and sets diverged[0] when it stopped.
     cdef Py_ssize_t records = steps // every + 1
     cdef Py_ssize_t t = 0, t_end, s, q, lo, k, i
     cdef bint recording = loss != NULL or trajectory != NULL
@@ -151,11 +152,12 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
     cdef floating a[CHECK_EVERY]
     cdef floating kx[CHECK_EVERY]
     cdef floating e[CHECK_EVERY]
+    diverged[0] = False
 
     _record(loss, trajectory, 0, stride, x, lam, c, b, n)
 
     while t < steps:
-        t_end = min(t + CHECK_EVERY, steps)
+        t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
         if recording:
             t_end = min(t_end, (t // every + 1) * every)
         unit_a = True
@@ -176,7 +178,8 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
         t = t_end
         if t % every == 0:
             _record(loss, trajectory, t // every, stride, x, lam, c, b, n)
-        if not _within(x, n, bound):
+        if (t % CHECK_EVERY == 0 or t == steps) and not _within(x, n, bound):
+            diverged[0] = True
             break
 
     # records after the stop did not happen: NaN marks them
@@ -189,18 +192,23 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
     return t
 
 
+def check_every():
+    """Divergence is checked after each step that is a multiple of this, and after the last."""
+    return CHECK_EVERY
+
+
 def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
                  floating[:, ::1] x, floating[:, ::1] u,
                  const floating[::1] lr, const floating[::1] beta, const floating[::1] schedule,
                  bint lr_inside, bint nesterov, floating dampening, bint first_step_undamped,
                  Py_ssize_t every, floating bound,
                  floating[:, ::1] loss, floating[:, :, ::1] trajectory,
-                 int64_t[::1] steps_taken, int n_threads):
+                 int64_t[::1] steps_taken, unsigned char[::1] diverged, int n_threads):
     """Runs the canonical update on B problems in place (see the module docstring).
 
     NumPy equivalent: ``polyak.reference.run_diagonal`` with the same arguments.
 
-    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken (B,); schedule (T,);
+    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken, diverged (B,); schedule (T,);
     loss (B, T // every + 1) or (B, 0) to skip it; trajectory (T // every + 1, B, n) or
     (0, B, n) to skip it. All inputs are validated by the caller; x and u hold x₀, u₀ on
     entry and the final state on return.
@@ -218,4 +226,4 @@ def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const flo
             steps_taken[p] = _run_problem(
                 &x[p, 0], &u[p, 0], &lam[p, 0], &c[p, 0], b[p], n, lr[p], beta[p],
                 &schedule[0] if steps > 0 else NULL, steps, lr_inside, nesterov, dampening,
-                first_step_undamped, every, bound, loss_row, trajectory_row, stride)
+                first_step_undamped, every, bound, loss_row, trajectory_row, stride, &diverged[p])

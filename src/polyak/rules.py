@@ -1,0 +1,223 @@
+"""Update rules: gradient descent and heavy-ball momentum in every convention users meet.
+
+With gₜ the gradient at xₜ₋₁, ηₜ = lr · schedule[t−1] (ηₜ = lr without a schedule) and
+v₀ = 0, the conventions are:
+
+============  ==================================  ===================================
+convention    velocity                            parameters
+============  ==================================  ===================================
+d2l, optax    vₜ = β vₜ₋₁ + gₜ                      xₜ = xₜ₋₁ − ηₜ vₜ
+torch         b₁ = g₁;  bₜ = β bₜ₋₁ + (1 − τ) gₜ     xₜ = xₜ₋₁ − ηₜ bₜ
+mxnet, gluon  vₜ = β vₜ₋₁ + ηₜ gₜ                    xₜ = xₜ₋₁ − vₜ
+goodfellow,   vₜ = β vₜ₋₁ − ηₜ gₜ                    xₜ = xₜ₋₁ + vₜ
+keras
+============  ==================================  ===================================
+
+With a constant learning rate all four trace the same iterates (τ = 0); their velocities
+differ by the factor η and the sign. Under a schedule they differ: in the d2l and torch rows
+ηₜ scales the whole velocity, past gradients included, while in the mxnet and goodfellow rows
+each past gradient keeps the η of its own step.
+
+Nesterov (``nesterov=True``): PyTorch's form for d2l and torch,
+xₜ = xₜ₋₁ − ηₜ (gₜ + β vₜ); Keras' form for goodfellow, xₜ = xₜ₋₁ + β vₜ − ηₜ gₜ. MXNet's NAG
+evaluates the gradient at the look-ahead point xₜ₋₁ − β vₜ₋₁, a change of variables of Keras'
+form rather than a rule of its own, so ``convention="mxnet"`` with ``nesterov=True`` is an error
+that points to ``convention="goodfellow"``.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from polyak._validation import finite_real_array, read_only
+
+__all__ = ["GD", "Momentum", "CONVENTIONS"]
+
+#: Accepted convention names and the canonical name each one stands for.
+CONVENTIONS = {
+    "d2l": "d2l",
+    "optax": "d2l",
+    "torch": "torch",
+    "pytorch": "torch",
+    "mxnet": "mxnet",
+    "gluon": "mxnet",
+    "goodfellow": "goodfellow",
+    "keras": "goodfellow",
+}
+_LR_INSIDE_VELOCITY = {"mxnet", "goodfellow"}
+
+
+class KernelRule(NamedTuple):
+    """A rule resolved into the kernels' canonical update (see polyak._kernels._diagonal).
+
+    u_t = β u_{t-1} + a_t g_t,  x_t = x_{t-1} − k_t u_t − e_t g_t, where the kernel derives
+    a_t, k_t, e_t from lr, schedule, lr_inside, nesterov, dampening and first_step_undamped;
+    the rule's own velocity is velocity_sign · u.
+    """
+
+    lr: np.ndarray
+    beta: np.ndarray
+    schedule: np.ndarray
+    lr_inside: bool
+    nesterov: bool
+    dampening: float
+    first_step_undamped: bool
+    velocity_sign: float
+
+
+def _hyperparameter(value, name):
+    # a finite scalar (0-d array) or a non-empty 1-D array, one entry per problem
+    array = finite_real_array(value, name)
+    if array.ndim > 1 or array.size == 0:
+        raise ValueError(f"{name} must be a scalar or a 1-D array with one entry per problem; got shape {array.shape}")
+    return read_only(np.array(array, dtype=np.float64))
+
+
+def _show(array):
+    return f"{float(array):g}" if array.ndim == 0 else f"array of {array.size}"
+
+
+class _Rule:
+    """Common machinery: immutable, validated hyperparameters, resolution for the kernels."""
+
+    __slots__ = ("lr", "beta", "convention", "dampening", "nesterov", "schedule")
+
+    def __init__(self, lr, beta, convention, dampening, nesterov, schedule):
+        lr = _hyperparameter(lr, "lr")
+        if not np.all(lr > 0):
+            raise ValueError(f"lr must be > 0; got {lr.min() if lr.ndim else float(lr)}")
+        beta = _hyperparameter(beta, "beta")
+        if not np.all((beta >= 0) & (beta <= 1)):
+            bad = beta[~((beta >= 0) & (beta <= 1))][0] if beta.ndim else float(beta)
+            raise ValueError(f"beta must be in [0, 1]; got {bad}")
+        if lr.ndim and beta.ndim and lr.size != beta.size:
+            raise ValueError(f"lr and beta arrays must have the same length (one per problem); got {lr.size} and {beta.size}")
+        if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
+        convention = CONVENTIONS[convention.lower()]
+        dampening = float(finite_real_array(dampening, "dampening")) if np.ndim(dampening) == 0 else None
+        if dampening is None or not 0 <= dampening <= 1:
+            raise ValueError(f"dampening must be a number in [0, 1]; got {dampening!r}")
+        if dampening and convention != "torch":
+            raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
+        if nesterov:
+            if dampening:
+                raise ValueError(f"nesterov momentum requires zero dampening; got dampening={dampening}")
+            if not np.all(beta > 0):
+                raise ValueError("nesterov momentum requires beta > 0")
+            if convention == "mxnet":
+                raise ValueError(
+                    "convention='mxnet' has no nesterov form here: MXNet's NAG takes the gradient at "
+                    "the look-ahead point x - beta*v, a change of variables of Keras' form; use "
+                    "convention='goodfellow' (its iterates are MXNet NAG's look-ahead points)"
+                )
+        if schedule is not None:
+            schedule = finite_real_array(schedule, "schedule")
+            if schedule.ndim != 1:
+                raise ValueError(f"schedule must be a 1-D array of per-step multipliers; got shape {schedule.shape}")
+            if not np.all(schedule >= 0):
+                raise ValueError(f"schedule multipliers must be >= 0; got {schedule.min()}")
+            schedule = read_only(schedule.copy())
+        for name, value in zip(_Rule.__slots__, (lr, beta, convention, dampening, bool(nesterov), schedule)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    @property
+    def batch_length(self):
+        """The number of problems the hyperparameter arrays describe, or None if all are scalars."""
+        sizes = {a.size for a in (self.lr, self.beta) if a.ndim}
+        return sizes.pop() if sizes else None
+
+    @property
+    def has_velocity(self):
+        return True
+
+    def _resolve(self, batch_size, steps, dtype, continuing):
+        """The canonical kernel parameters for `batch_size` problems and `steps` steps."""
+        per_problem = []
+        for name in ("lr", "beta"):
+            value = getattr(self, name)
+            if value.ndim and value.size != batch_size:
+                raise ValueError(f"{name} has {value.size} entries but the batch has {batch_size} problems")
+            per_problem.append(np.ascontiguousarray(np.broadcast_to(value, (batch_size,)), dtype=dtype))
+        if self.schedule is None:
+            schedule = np.ones(steps, dtype)
+        elif self.schedule.size < steps:
+            raise ValueError(f"schedule has {self.schedule.size} multipliers but steps={steps} needs {steps}")
+        else:
+            schedule = np.ascontiguousarray(self.schedule[:steps], dtype=dtype)
+        return KernelRule(
+            lr=per_problem[0],
+            beta=per_problem[1],
+            schedule=schedule,
+            lr_inside=self.convention in _LR_INSIDE_VELOCITY,
+            nesterov=self.nesterov,
+            dampening=self.dampening,
+            first_step_undamped=self.convention == "torch" and not continuing,
+            velocity_sign=-1.0 if self.convention == "goodfellow" else 1.0,
+        )
+
+
+class GD(_Rule):
+    """Gradient descent: xₜ = xₜ₋₁ − ηₜ gₜ with ηₜ = lr · schedule[t−1].
+
+    Parameters
+    ----------
+    lr : float or array_like of shape (B,)
+        Learning rate(s) > 0, one per problem when an array.
+    schedule : array_like, optional
+        Per-step multipliers >= 0 of the learning rate (at least `steps` of them).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, lr, *, schedule=None):
+        super().__init__(lr, 0.0, "d2l", 0.0, False, schedule)
+
+    @property
+    def has_velocity(self):
+        return False
+
+    def __repr__(self):
+        schedule = "" if self.schedule is None else f", schedule=<{self.schedule.size} steps>"
+        return f"GD(lr={_show(self.lr)}{schedule})"
+
+
+class Momentum(_Rule):
+    """Heavy-ball momentum (Polyak) or Nesterov, in the convention of a given library.
+
+    Parameters
+    ----------
+    lr : float or array_like of shape (B,)
+        Learning rate(s) η > 0.
+    beta : float or array_like of shape (B,)
+        Momentum β in [0, 1] (γ in MXNet, α in Goodfellow, μ in PyTorch).
+    convention : str
+        "d2l" (also "optax"), "torch" ("pytorch"), "mxnet" ("gluon") or "goodfellow"
+        ("keras"); see the table in this module's docstring.
+    dampening : float
+        PyTorch's τ in [0, 1], only with convention="torch".
+    nesterov : bool
+        PyTorch's Nesterov form (d2l, torch) or Keras' (goodfellow); needs β > 0 and τ = 0.
+    schedule : array_like, optional
+        Per-step multipliers >= 0: ηₜ = lr · schedule[t−1].
+    """
+
+    __slots__ = ()
+
+    def __init__(self, lr, beta, *, convention="d2l", dampening=0.0, nesterov=False, schedule=None):
+        super().__init__(lr, beta, convention, dampening, nesterov, schedule)
+
+    def __repr__(self):
+        extras = [f"convention={self.convention!r}"]
+        if self.dampening:
+            extras.append(f"dampening={self.dampening:g}")
+        if self.nesterov:
+            extras.append("nesterov=True")
+        if self.schedule is not None:
+            extras.append(f"schedule=<{self.schedule.size} steps>")
+        return f"Momentum(lr={_show(self.lr)}, beta={_show(self.beta)}, {', '.join(extras)})"

@@ -1,0 +1,187 @@
+"""`run`: an update rule on a batch of problems, by the compiled kernel (or its NumPy twin)."""
+
+import time
+
+import numpy as np
+
+from polyak import reference
+from polyak._config import resolve_threads
+from polyak._validation import FLOAT_DTYPES, as_int, finite_real_array, require_shape, resolve_dtype
+from polyak.problems import Quadratic
+from polyak.rules import _Rule
+
+__all__ = ["run", "RunResult", "DIVERGENCE_BOUND"]
+
+#: Default bound on |xᵢ| beyond which a problem counts as diverged, per dtype.
+DIVERGENCE_BOUND = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e15}
+_RECORDABLE = ("loss", "trajectory")
+
+
+class RunResult:
+    """The outcome of :func:`run`, with per-problem arrays (unbatched for a single problem).
+
+    Attributes
+    ----------
+    x : ndarray, shape (B, n)
+        The final iterate (for a diverged problem: the iterate at the step it stopped).
+    velocity : ndarray, shape (B, n), or None
+        The velocity in the rule's own convention, usable as `v0` to continue; None for GD.
+    loss : ndarray, shape (B, K), or None
+        f(xₜ) for t = 0, every, 2·every, …, K = steps // every + 1; NaN after a stop.
+    trajectory : ndarray, shape (K, B, n), or None
+        The iterates at the same steps; NaN after a stop.
+    diverged : ndarray of bool, shape (B,)
+        True where a problem diverged (some |xᵢ| beyond the bound, or NaN) and stopped early.
+    steps_taken : ndarray of int, shape (B,)
+        The steps each problem ran: `steps`, or fewer where it diverged.
+    steps, every, n_threads : int
+        As asked (n_threads: as used).
+    seconds : float
+        Wall-clock time of the kernel call.
+    """
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        shape = "x".join(map(str, self.x.shape))
+        diverged = int(np.count_nonzero(self.diverged))
+        problems = np.size(self.diverged)
+        recorded = [name for name in _RECORDABLE if getattr(self, name) is not None]
+        return (
+            f"RunResult(x: {shape} {self.x.dtype}, steps={self.steps}, diverged={diverged} of {problems}, "
+            f"recorded={recorded or None}, n_threads={self.n_threads}, seconds={self.seconds:.3g})"
+        )
+
+
+def _recorded(record):
+    if record is None:
+        return set()
+    names = {record} if isinstance(record, str) else record
+    try:
+        names = set(names)
+    except TypeError:
+        names = {record}
+    unknown = [name for name in names if name not in _RECORDABLE]
+    if unknown or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"record must be None, 'loss', 'trajectory' or both as a tuple; got {record!r}")
+    return names
+
+
+def _kernel(implementation):
+    if implementation == "kernel":
+        from polyak._kernels._diagonal import run_diagonal  # noqa: PLC0415
+
+        return run_diagonal
+    if implementation == "reference":
+        return reference.run_diagonal
+    raise ValueError(f"implementation must be 'kernel' or 'reference'; got {implementation!r}")
+
+
+def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=None, dtype=None,
+        divergence_bound=None, implementation="kernel"):
+    """Run an update rule for `steps` steps on every problem of a batch at once.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        One problem or a batch of B.
+    rule : GD or Momentum
+        The update rule; array hyperparameters give one value per problem. A single problem
+        with hyperparameter arrays of length B runs as a batch of B copies of it.
+    x0 : array_like, shape (n,) or (B, n)
+        The starting point, shared by the batch or one per problem.
+    steps : int
+        Number of steps T >= 0.
+    v0 : array_like, shape (n,) or (B, n), optional
+        The starting velocity in the rule's convention (e.g. a previous result's
+        `velocity`); zero when omitted. Given, a torch-convention run continues an existing
+        momentum buffer (no undamped first step). Not for GD.
+    record : None, "loss", "trajectory" or ("loss", "trajectory")
+        What to record every `every` steps, starting with t = 0.
+    every : int
+        Recording interval >= 1.
+    n_threads : int, optional
+        Threads over problems; the OpenMP default (OMP_NUM_THREADS) when None. Results do not
+        depend on it.
+    dtype : float32 or float64, optional
+        Arithmetic precision; float32 when the problem and x0 (and v0) are float32, else float64.
+        The reference implementation also takes np.longdouble, for accuracy checks.
+    divergence_bound : float, optional
+        |xᵢ| beyond which a problem counts as diverged: 1e100 (float64) or 1e15 (float32) by
+        default. Checked after every 128th step and after the last; a diverged problem stops.
+    implementation : "kernel" or "reference"
+        The compiled kernel, or its NumPy twin in :mod:`polyak.reference` (the specification).
+
+    Returns
+    -------
+    RunResult
+    """
+    if not isinstance(problem, Quadratic):
+        raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
+    if not isinstance(rule, _Rule):
+        raise TypeError(f"rule must be polyak.GD or polyak.Momentum; got {type(rule).__name__}")
+    steps = as_int(steps, "steps", minimum=0)
+    every = as_int(every, "every", minimum=1)
+    recorded = _recorded(record)
+    kernel = _kernel(implementation)
+    threads = resolve_threads(n_threads)
+
+    batched = problem.batched or rule.batch_length is not None
+    B = problem.batch_size if problem.batched else (rule.batch_length or 1)
+    n = problem.dim
+    starts = [(n,), (B, n)] if batched else [(n,)]
+    x0 = require_shape(finite_real_array(x0, "x0"), starts, "x0")
+    if v0 is not None:
+        if not rule.has_velocity:
+            raise ValueError("v0 is not used by GD, which has no velocity; omit it")
+        v0 = require_shape(finite_real_array(v0, "v0"), starts, "v0")
+    allowed = FLOAT_DTYPES + ((np.dtype(np.longdouble),) if implementation == "reference" else ())
+    dtype = resolve_dtype(dtype, problem.lam, x0, v0, allowed=allowed)
+    if divergence_bound is None:
+        bound = DIVERGENCE_BOUND.get(dtype, DIVERGENCE_BOUND[np.dtype(np.float64)])
+    else:
+        bound = float(finite_real_array(divergence_bound, "divergence_bound"))
+        if bound <= 0:
+            raise ValueError(f"divergence_bound must be > 0; got {bound}")
+    kernel_rule = rule._resolve(B, steps, dtype, continuing=v0 is not None)
+
+    def batch_array(value):
+        return np.ascontiguousarray(np.broadcast_to(value, (B, n)), dtype=dtype)
+
+    lam, c = batch_array(problem.lam), batch_array(problem.c)
+    b = np.ascontiguousarray(np.broadcast_to(problem.b, (B,)), dtype=dtype)
+    x = np.array(np.broadcast_to(x0, (B, n)), dtype=dtype, order="C")
+    u = np.zeros((B, n), dtype) if v0 is None else kernel_rule.velocity_sign * batch_array(v0)
+    records = steps // every + 1
+    loss = np.empty((B, records if "loss" in recorded else 0), dtype)
+    trajectory = np.empty((records if "trajectory" in recorded else 0, B, n), dtype)
+    steps_taken = np.empty(B, np.int64)
+    diverged = np.empty(B, np.uint8)
+
+    start = time.perf_counter()
+    kernel(lam, c, b, x, u, kernel_rule.lr, kernel_rule.beta, kernel_rule.schedule,
+           kernel_rule.lr_inside, kernel_rule.nesterov, kernel_rule.dampening,
+           kernel_rule.first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, threads)
+    seconds = time.perf_counter() - start
+
+    velocity = kernel_rule.velocity_sign * u if rule.has_velocity else None
+    outputs = dict(
+        x=x,
+        velocity=velocity,
+        loss=loss if "loss" in recorded else None,
+        trajectory=trajectory if "trajectory" in recorded else None,
+        diverged=diverged.view(bool),
+        steps_taken=steps_taken,
+    )
+    if not batched:
+        outputs = {key: _unbatch(key, value) for key, value in outputs.items()}
+    return RunResult(**outputs, steps=steps, every=every, n_threads=threads, seconds=seconds)
+
+
+def _unbatch(key, value):
+    if value is None:
+        return None
+    if key == "trajectory":
+        return value[:, 0]
+    return value[0]

@@ -1,0 +1,193 @@
+"""The compiled kernel against its NumPy twin (polyak.reference), and across thread counts."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import polyak
+from polyak._kernels import _diagonal
+
+FORMS = [
+    ("d2l", False), ("d2l", True), ("torch", False), ("torch", True),
+    ("mxnet", False), ("goodfellow", False), ("goodfellow", True), ("gd", False),
+]
+
+
+@st.composite
+def runs(draw):
+    """A random batch, rule and run configuration; some problems diverge."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    B = draw(st.integers(1, 5))
+    n = draw(st.sampled_from([1, 3, 63, 64, 65, 130, 200]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    convention, nesterov = draw(st.sampled_from(FORMS))
+    steps = draw(st.sampled_from([0, 1, 7, 127, 128, 129, 300]))
+    every = draw(st.integers(1, 40))
+    record = draw(st.sampled_from([None, "loss", "trajectory", ("loss", "trajectory")]))
+    lam = rng.uniform(-0.05, 3.0, (B, n))
+    c = rng.normal(size=(B, n)) * draw(st.sampled_from([0.0, 1.0]))
+    lr = rng.uniform(0.05, 1.2, B) if draw(st.booleans()) else float(rng.uniform(0.05, 1.2))
+    beta = rng.uniform(0.05, 0.99, B) if draw(st.booleans()) else float(rng.uniform(0.05, 0.99))
+    schedule = rng.uniform(0.2, 1.0, steps) if draw(st.booleans()) else None
+    dampening = float(rng.uniform(0, 1)) if convention == "torch" and not nesterov and draw(st.booleans()) else 0.0
+    if convention == "gd":
+        rule = polyak.GD(lr, schedule=schedule)
+    else:
+        rule = polyak.Momentum(lr, beta, convention=convention, nesterov=nesterov, dampening=dampening, schedule=schedule)
+    problem = polyak.Quadratic.diagonal(lam.astype(dtype), c.astype(dtype), b=rng.normal(size=B))
+    x0 = rng.normal(size=(B, n)).astype(dtype)
+    return problem, rule, x0, steps, dict(record=record, every=every, dtype=dtype)
+
+
+def assert_close(actual, expected, growing, exact=None, scale=None):
+    """The kernel's `actual` against the reference's `expected`, relative to the problem's scale.
+
+    The scale is the largest magnitude in `expected`, at least 1 (inputs are O(1)), or the
+    given elementwise `scale`: an iterate passing near zero, or a loss that sums terms of
+    both signs, has a large relative error in any two orders of rounding.
+
+    `exact` is the reference run in higher precision (float64 for float32, long double for
+    float64). The kernel must be within 1e-12 (float64) or 1e-5 (float32) of the scale of
+    its twin, or else no further from `exact` than 1e-12 / 1e-5 plus four times its twin's
+    own error: over hundreds of steps near critical damping both drift from exact arithmetic
+    by more than that (seen: 8e-11 in float64, 6e-5 in float32), and what matters is that the
+    kernel is as accurate as its twin.
+
+    A growing problem (it diverged, or its iterates end 10× beyond where they started)
+    amplifies each rounding like its iterates; its relative error against exact arithmetic is
+    then itself large (seen: 1e-5 in float64 for kernel and reference alike, against long
+    double), so only float64 values are compared, to 1e-3 of the scale where both are finite
+    (one may overflow a step before the other).
+    """
+    if expected is None:
+        assert actual is None
+        return
+    assert actual.shape == expected.shape
+    if growing:
+        if actual.dtype == np.float32:
+            return
+        rtol, finite = 1e-3, np.isfinite(actual) & np.isfinite(expected)
+    else:
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+        finite = np.isfinite(expected)
+        rtol = 1e-12 if actual.dtype == np.float64 else 1e-5
+    if scale is None:
+        scale = np.max(np.abs(np.where(finite, expected, 0)), initial=1.0)
+    scale = np.maximum(np.broadcast_to(scale, actual.shape)[finite], 1.0)
+    actual, expected = actual[finite].astype(np.longdouble), expected[finite].astype(np.longdouble)
+    error = np.max(np.abs(actual - expected) / scale, initial=0.0)
+    if error <= rtol or growing:
+        assert error <= rtol, f"error {error:.3g} of the scale, allowed {rtol:g}"
+        return
+    exact = exact[finite].astype(np.longdouble)
+    own_error = np.max(np.abs(actual - exact) / scale, initial=0.0)
+    twin_error = np.max(np.abs(expected - exact) / scale, initial=0.0)
+    assert own_error <= rtol + 4 * twin_error, f"error {own_error:.3g} of the scale; the reference's {twin_error:.3g}"
+
+
+def assert_records_stop_with_the_problem(result):
+    """Records after a problem's last step are NaN, and only those (records before it may be inf)."""
+    for p in range(result.x.shape[0]):
+        first_missing = result.steps_taken[p] // result.every + 1
+        for records in (result.loss, None if result.trajectory is None else np.moveaxis(result.trajectory, 0, 1)):
+            if records is not None:
+                assert np.all(np.isnan(records[p, first_missing:]))
+                if not result.diverged[p]:
+                    assert np.all(np.isfinite(records[p]))
+
+
+def loss_scale(problem, trajectory):
+    """|b| + Σᵢ |½λᵢxᵢ²| + |cᵢxᵢ| at each recorded step: the magnitude the loss sums up, (B, K)."""
+    x = np.moveaxis(trajectory.astype(float), 0, 1)
+    lam, c = problem.lam[:, None, :], problem.c[:, None, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.abs(problem.b)[:, None] + np.sum(np.abs(0.5 * lam * x * x) + np.abs(c * x), axis=2)
+
+
+@given(runs())
+def test_kernel_equals_reference(case):
+    problem, rule, x0, steps, options = case
+    kernel = polyak.run(problem, rule, x0, steps, **options)
+    reference = polyak.run(problem, rule, x0, steps, implementation="reference", **options)
+    with np.errstate(invalid="ignore"):
+        end = np.max(np.abs(reference.x), axis=1)
+    growing = reference.diverged | ~(end <= 10 * np.max(np.abs(x0), axis=1, initial=1.0))
+    # a float32 problem that grows may cross the divergence bound one check apart
+    settled = ~growing if options["dtype"] == np.float32 else slice(None)
+    np.testing.assert_array_equal(kernel.steps_taken[settled], reference.steps_taken[settled])
+    np.testing.assert_array_equal(kernel.diverged[settled], reference.diverged[settled])
+    assert_records_stop_with_the_problem(kernel)
+    states = polyak.run(problem, rule, x0, steps, implementation="reference", record="trajectory",
+                        every=options["every"], dtype=options["dtype"]).trajectory
+    scale = loss_scale(problem, states)
+    precise = np.float64 if options["dtype"] == np.float32 else np.longdouble
+    exact = polyak.run(problem, rule, x0, steps, implementation="reference", **{**options, "dtype": precise})
+
+    def pick(result, name, p):
+        if result is None or getattr(result, name) is None:
+            return None
+        values = getattr(result, name)
+        return values[:, p] if name == "trajectory" else values[p]
+
+    for p in range(problem.batch_size):
+        for name in ("x", "velocity", "loss", "trajectory"):
+            assert_close(pick(kernel, name, p), pick(reference, name, p), growing[p],
+                         exact=pick(exact, name, p), scale=scale[p] if name == "loss" else None)
+
+
+@given(runs())
+def test_results_do_not_depend_on_thread_count(case):
+    problem, rule, x0, steps, options = case
+    one = polyak.run(problem, rule, x0, steps, n_threads=1, **options)
+    two = polyak.run(problem, rule, x0, steps, n_threads=2, **options)
+    for name in ("x", "velocity", "loss", "trajectory", "steps_taken"):
+        a, b = getattr(one, name), getattr(two, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)  # bit for bit, NaN where NaN
+
+
+def test_thread_counts_bit_identical_on_a_large_batch():
+    rng = np.random.default_rng(3)
+    problem = polyak.Quadratic.diagonal(rng.uniform(0, 2, (97, 257)), rng.normal(size=(97, 257)))
+    rule = polyak.Momentum(rng.uniform(0.1, 1.0, 97), rng.uniform(0, 0.99, 97), convention="torch", dampening=0.2)
+    runs = [polyak.run(problem, rule, np.ones(257), 500, record="loss", every=7, n_threads=t) for t in (1, 2, 3)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.x, runs[0].x)
+        np.testing.assert_array_equal(other.loss, runs[0].loss)
+    assert {r.n_threads for r in runs} == {1, 2, 3}
+
+
+def test_reference_check_interval_matches_kernel():
+    assert polyak.reference.CHECK_EVERY == _diagonal.check_every()
+
+
+def test_divergence_is_flagged_per_problem_and_the_others_go_on():
+    # GD on λ = 1: lr 0.5 converges, lr 2.5 multiplies x by -1.5 per step and diverges
+    problem = polyak.Quadratic.diagonal(np.ones((3, 4)))
+    rule = polyak.GD([0.5, 2.5, 1.0])
+    result = polyak.run(problem, rule, np.ones(4), 1000, record="loss", every=10)
+    np.testing.assert_array_equal(result.diverged, [False, True, False])
+    # |x| = 1.5^t passes 1e100 at t = 568; the check after step 640 stops it
+    assert result.steps_taken.tolist() == [1000, 640, 1000]
+    np.testing.assert_allclose(result.x[1], 1.5**640, rtol=1e-9)
+    assert np.all(np.isfinite(result.loss[1, :65])) and np.all(np.isnan(result.loss[1, 65:]))
+    np.testing.assert_allclose(result.x[0], 0.5**1000, atol=0)
+    np.testing.assert_array_equal(result.x[2], 0.0)
+
+
+def test_overflow_to_nan_is_a_result_not_a_crash():
+    problem = polyak.Quadratic.diagonal([1e200, 1.0])
+    result = polyak.run(problem, polyak.Momentum(1.0, 0.9), [1.0, 1.0], 50, record="trajectory")
+    assert result.diverged and result.steps_taken == 50
+    assert not np.all(np.isfinite(result.x))
+
+
+def test_custom_divergence_bound():
+    problem = polyak.Quadratic.diagonal([1.0])
+    result = polyak.run(problem, polyak.GD(3.0), [1.0], 300, divergence_bound=10.0)
+    assert result.diverged and result.steps_taken == 128
+    np.testing.assert_allclose(result.x, (-2.0) ** 128)
