@@ -46,6 +46,8 @@ class Quadratic:
             The linear term; zero when omitted.
         b : float or array_like of shape (B,), optional
             The constant term.
+
+        The problem is float32 when `lam` (and `c`, if given) are float32, else float64.
         """
         lam = finite_real_array(lam, "lam")
         if lam.ndim not in (1, 2) or lam.shape[-1] == 0 or lam.shape[0] == 0:
@@ -61,7 +63,6 @@ class Quadratic:
         batch = lam.shape[0] if batched else 1
         allowed = [(), (batch,)] if batched else [()]
         require_shape(b, allowed, "b")
-        dtype = np.promote_types(dtype, b.dtype)
         lam2 = np.array(np.atleast_2d(lam), dtype=dtype, order="C")
         c2 = np.array(np.atleast_2d(c), dtype=dtype, order="C")
         b1 = np.array(np.broadcast_to(b, (batch,)), dtype=dtype)

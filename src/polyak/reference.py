@@ -39,44 +39,49 @@ def run_diagonal(lam, c, b, x, u, lr, beta, schedule, lr_inside, nesterov, dampe
     the kernel's signature and ignored.
     """
     del n_threads
-    dtype = x.dtype.type
+    one = x.dtype.type(1)
     steps = schedule.shape[0]
     record_loss, record_trajectory = loss.shape[1] > 0, trajectory.shape[0] > 0
-    running = np.ones(x.shape[0], dtype=bool)
     steps_taken[:] = steps
     diverged[:] = 0
     lr, beta = lr[:, None], beta[:, None]
+    g, scratch = np.empty_like(x), np.empty_like(x)
+    has_linear_term = np.any(c != 0)
+    stopped_state = {}  # problem -> (x, u) at its stop; the arrays run on and are restored at the end
 
     def record(k):
-        rows = running
         if record_loss:
-            loss[rows, k] = b[rows] + np.sum(x[rows] * (dtype(0.5) * lam[rows] * x[rows] + c[rows]), axis=1)
+            loss[:, k] = b + np.sum(x * (x.dtype.type(0.5) * lam * x + c), axis=1)
         if record_trajectory:
-            trajectory[k, rows] = x[rows]
+            trajectory[k] = x
 
     record(0)
     for s in range(steps):
-        rows = running
-        eta = lr[rows] * schedule[s]
+        eta = lr * schedule[s]
         if lr_inside:
             a = eta
-            k = beta[rows] if nesterov else dtype(1)
+            k = beta if nesterov else one
         else:
-            a = dtype(1) if (s == 0 and first_step_undamped) else dtype(1) - dtype(dampening)
-            k = beta[rows] * eta if nesterov else eta
-        g = lam[rows] * x[rows] + c[rows]
-        u[rows] = beta[rows] * u[rows] + a * g
-        x[rows] = x[rows] - k * u[rows] - (eta * g if nesterov else dtype(0))
+            a = one if (s == 0 and first_step_undamped) else one - x.dtype.type(dampening)
+            k = beta * eta if nesterov else eta
+        np.multiply(lam, x, out=g)
+        if has_linear_term:
+            g += c                                     # g = λ x + c
+        u *= beta
+        u += g if a is one else np.multiply(a, g, out=scratch)  # u = β u + a g
+        x -= np.multiply(k, u, out=scratch)            # x = x − k u − e g
+        if nesterov:
+            x -= np.multiply(eta, g, out=scratch)
         t = s + 1
         if t % every == 0:
             record(t // every)
         if t % CHECK_EVERY == 0 or t == steps:
-            stopped = running & ~np.all(np.abs(x) <= bound, axis=1)
-            steps_taken[stopped] = t
-            diverged[stopped] = 1
-            running &= ~stopped
+            for p in np.flatnonzero(~np.all(np.abs(x) <= bound, axis=1) & (diverged == 0)):
+                steps_taken[p], diverged[p] = t, 1
+                stopped_state[p] = (x[p].copy(), u[p].copy())
 
-    for p in np.flatnonzero(diverged):
+    for p, (x_stop, u_stop) in stopped_state.items():
+        x[p], u[p] = x_stop, u_stop
         first_missing = steps_taken[p] // every + 1
         if record_loss:
             loss[p, first_missing:] = np.nan

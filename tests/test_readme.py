@@ -1,0 +1,27 @@
+"""The README's Python example runs, and prints what it says it prints."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_example_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "README.md has no Python example"
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "[0.00718787 0.00255327]"
+    assert namespace["result"].loss.shape == (4096, 101)
+    assert np.all(np.isfinite(namespace["result"].loss[~namespace["result"].diverged]))
+
+
+def test_readme_commands_are_the_ones_ci_runs():
+    readme = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    test_command = re.search(r'pip install "\.\[test\]" && (pytest[^\n`]*)', readme).group(1).strip()
+    assert test_command in ci
+    assert "pip install . && python -m polyak" in readme
