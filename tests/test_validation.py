@@ -133,6 +133,12 @@ def test_integer_float32_and_strided_inputs_are_accepted():
     assert forced.x.dtype == np.float32
 
 
+def test_a_recording_too_large_for_memory_is_refused_up_front():
+    huge = polyak.Quadratic.diagonal(np.ones((4096, 4096)))
+    with pytest.raises(ValueError, match=r"the recording would take 1024.0 GiB.*every=k"):
+        polyak.run(huge, polyak.GD(0.1), np.ones(4096), 8191, record="trajectory")
+
+
 def test_numpy_integer_steps_are_accepted():
     result = polyak.run(problem(), polyak.GD(0.1), X0, np.int64(7), every=np.int32(7), record="loss")
     assert result.steps == 7 and result.loss.shape == (2, 2)

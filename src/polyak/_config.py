@@ -6,8 +6,7 @@ import numpy as np
 import scipy
 
 from polyak._validation import as_int
-
-__version__ = "0.1.0"
+from polyak._version import __version__
 
 
 def _build():

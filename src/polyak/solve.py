@@ -1,5 +1,6 @@
 """`run`: an update rule on a batch of problems, by the compiled kernel (or its NumPy twin)."""
 
+import os
 import time
 
 import numpy as np
@@ -154,8 +155,10 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     x = np.array(np.broadcast_to(x0, (B, n)), dtype=dtype, order="C")
     u = np.zeros((B, n), dtype) if v0 is None else kernel_rule.velocity_sign * batch_array(v0)
     records = steps // every + 1
-    loss = np.empty((B, records if "loss" in recorded else 0), dtype)
-    trajectory = np.empty((records if "trajectory" in recorded else 0, B, n), dtype)
+    loss_shape = (B, records if "loss" in recorded else 0)
+    trajectory_shape = (records if "trajectory" in recorded else 0, B, n)
+    _require_memory(dtype.itemsize * (np.prod(loss_shape) + np.prod(trajectory_shape)))
+    loss, trajectory = np.empty(loss_shape, dtype), np.empty(trajectory_shape, dtype)
     steps_taken = np.empty(B, np.int64)
     diverged = np.empty(B, np.uint8)
 
@@ -177,6 +180,19 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     if not batched:
         outputs = {key: _unbatch(key, value) for key, value in outputs.items()}
     return RunResult(**outputs, steps=steps, every=every, n_threads=threads, seconds=seconds)
+
+
+def _require_memory(nbytes):
+    # a recording that cannot fit is an error now, not an out-of-memory kill later
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if nbytes > physical // 2:
+        raise ValueError(
+            f"the recording would take {nbytes / 2**30:.1f} GiB, more than half of this machine's "
+            f"{physical / 2**30:.1f} GiB; record less often (every=k), record only 'loss', or run fewer problems"
+        )
 
 
 def _unbatch(key, value):
