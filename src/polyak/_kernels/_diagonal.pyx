@@ -16,9 +16,11 @@ with per-step scalars built from η_t = lr · schedule[t-1]:
 ``polyak.reference.run_diagonal`` is the NumPy twin of ``run_diagonal``.
 
 Loop order: problems in parallel (one thread owns a problem, so sums within a problem run in
-a fixed order whatever the thread count); within a problem, a block of up to BLOCK
-coordinates is stepped CHECK_EVERY times while its four arrays sit in L1, then the next
-block; after every CHECK_EVERY steps the whole problem is checked for divergence.
+a fixed order whatever the thread count); within a problem, a block of WIDTH coordinates is
+held in registers for up to CHECK_EVERY steps (until the next check or record), then the next
+block; the last, partial block is padded with zeros. The arithmetic is regrouped where that
+shortens the chain of dependent FMAs (see ``_advance``): the kernel agrees with its twin to
+rounding, not bit for bit.
 """
 
 from cython cimport floating
@@ -29,40 +31,48 @@ from libc.string cimport memcpy
 
 cdef enum:
     CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
-    WIDTH = 64        # coordinates kept in registers across steps (x and u: 16 AVX-512 registers
-                      # of float64; a larger local array stops GCC from keeping it in registers)
-    LANES = 8         # interleaved partial sums of the loss
+    WIDTH = 64         # coordinates kept in registers across steps (x and u: 16 AVX-512
+                       # registers of float64; larger local arrays stop GCC keeping them there)
+    LANES = 8          # interleaved partial sums of the loss
 
 
 cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
-                          Py_ssize_t m, floating beta, const floating* a, const floating* k,
+                          floating beta, const floating* a, const floating* k,
                           const floating* e, Py_ssize_t steps, bint unit_a,
                           bint nesterov) noexcept nogil:
     # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
     # (c == NULL: no linear term)
-    # on m <= WIDTH coordinates. The state is copied into local arrays that the compiler keeps
-    # in registers for all the steps; unit_a, nesterov (and m, on full blocks) are constants at
-    # each call site, so each inlined copy is a specialized loop of three FMAs per coordinate.
+    # on WIDTH coordinates. The state is copied into local arrays that the compiler keeps in
+    # registers for all the steps; unit_a and nesterov are constants at each call site, so
+    # each inlined copy is a specialized loop of three FMAs per coordinate.
     cdef floating xs[WIDTH]
     cdef floating us[WIDTH]
-    cdef floating g, v
+    cdef floating g, v, k_old, e_new
     cdef Py_ssize_t j, s
-    for j in range(m):
+    for j in range(WIDTH):
         xs[j] = x[j]
         us[j] = u[j]
     for s in range(steps):
-        for j in range(m):
+        # nesterov: x - k*(beta*u + a*g) - e*g = x - (k*beta)*u_old - (k*a + e)*g, two FMAs
+        # that need not wait for the new u
+        k_old = k[s] * beta
+        e_new = k[s] * (1 if unit_a else a[s]) + e[s]
+        for j in range(WIDTH):
             g = lam[j] * xs[j] + c[j] if c != NULL else lam[j] * xs[j]
-            if unit_a:
+            if unit_a and not nesterov:
+                # = beta*u + g, grouped so that beta*u (+ c) is computed off the critical
+                # path x -> v -> x: two FMAs of latency per step instead of three
+                v = lam[j] * xs[j] + (beta * us[j] + c[j] if c != NULL else beta * us[j])
+            elif unit_a:
                 v = beta * us[j] + g
             else:
                 v = beta * us[j] + a[s] * g
-            us[j] = v
             if nesterov:
-                xs[j] = xs[j] - k[s] * v - e[s] * g
+                xs[j] = xs[j] - k_old * us[j] - e_new * g
             else:
                 xs[j] = xs[j] - k[s] * v
-    for j in range(m):
+            us[j] = v
+    for j in range(WIDTH):
         x[j] = xs[j]
         u[j] = us[j]
 
@@ -74,27 +84,42 @@ cdef inline void _advance_flags(floating* x, floating* u, const floating* lam,
     # _advance on a full block with unit_a and nesterov made compile-time constants
     if nesterov:
         if unit_a:
-            _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, True, True)
+            _advance(x, u, lam, c, beta, a, k, e, steps, True, True)
         else:
-            _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, False, True)
+            _advance(x, u, lam, c, beta, a, k, e, steps, False, True)
     elif unit_a:
-        _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, True, False)
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, False)
     else:
-        _advance(x, u, lam, c, WIDTH, beta, a, k, e, steps, False, False)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, False)
 
 
 cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
                                 const floating* c, Py_ssize_t m, floating beta,
                                 const floating* a, const floating* k, const floating* e,
                                 Py_ssize_t steps, bint unit_a, bint nesterov) noexcept nogil:
-    # _advance with every flag, a full block's width and c == NULL (no linear term: eight
-    # registers fewer) made compile-time constants; a partial block takes the generic loop
-    if m < WIDTH:
-        _advance(x, u, lam, c, m, beta, a, k, e, steps, unit_a, nesterov)
-    elif c == NULL:
-        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov)
-    else:
-        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov)
+    # _advance on m <= WIDTH coordinates with every flag, the width and c == NULL (no linear
+    # term: eight registers fewer) made compile-time constants. A partial block is padded
+    # with zeros (x = u = lam = c = 0 stays 0) so that it runs the same register-resident loop.
+    cdef floating xt[WIDTH]
+    cdef floating ut[WIDTH]
+    cdef floating lt[WIDTH]
+    cdef floating ct[WIDTH]
+    cdef Py_ssize_t j
+    if m == WIDTH:
+        if c == NULL:
+            _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov)
+        else:
+            _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov)
+        return
+    for j in range(WIDTH):
+        xt[j] = x[j] if j < m else 0
+        ut[j] = u[j] if j < m else 0
+        lt[j] = lam[j] if j < m else 0
+        ct[j] = (c[j] if c != NULL else 0) if j < m else 0
+    _advance_flags(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a, nesterov)
+    for j in range(m):
+        x[j] = xt[j]
+        u[j] = ut[j]
 
 
 cdef inline floating _partial_value(const floating* x, const floating* lam, const floating* c,
