@@ -17,10 +17,11 @@ with per-step scalars built from η_t = lr · schedule[t-1]:
 
 Loop order: problems in parallel (one thread owns a problem, so sums within a problem run in
 a fixed order whatever the thread count); within a problem, a block of WIDTH coordinates is
-held in registers for up to CHECK_EVERY steps (until the next check or record), then the next
-block; the last, partial block is padded with zeros. The arithmetic is regrouped where that
-shortens the chain of dependent FMAs (see ``_advance``): the kernel agrees with its twin to
-rounding, not bit for bit.
+held in registers until the next divergence check (at most CHECK_EVERY steps), then the next
+block; the last, partial block is padded with zeros. Recorded losses and iterates are written
+from the registers, each block adding its share of f(x) to the loss in block order. The
+arithmetic is regrouped where that shortens the chain of dependent FMAs (see ``_advance``):
+the kernel agrees with its twin to rounding, not bit for bit.
 """
 
 from cython cimport floating
@@ -38,13 +39,16 @@ cdef enum:
 
 cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
                           floating beta, const floating* a, const floating* k,
-                          const floating* e, Py_ssize_t steps, bint unit_a,
-                          bint nesterov) noexcept nogil:
+                          const floating* e, Py_ssize_t steps, bint unit_a, bint nesterov,
+                          floating* loss, floating* trajectory, Py_ssize_t stride,
+                          Py_ssize_t m, Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
     # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
-    # (c == NULL: no linear term)
-    # on WIDTH coordinates. The state is copied into local arrays that the compiler keeps in
-    # registers for all the steps; unit_a and nesterov are constants at each call site, so
-    # each inlined copy is a specialized loop of three FMAs per coordinate.
+    # on WIDTH coordinates (c == NULL: no linear term). The state is copied into local arrays
+    # that the compiler keeps in registers for all the steps; unit_a and nesterov are
+    # constants at each call site, so each inlined copy is a specialized loop of three FMAs
+    # per coordinate. Recording, from registers too: after step `countdown` and every `every`
+    # steps after it, loss[r] += this block's share of f(x) and trajectory[r*stride : +m] = x
+    # (the first m coordinates are real, the rest padding), for r = 0, 1, ...
     cdef floating xs[WIDTH]
     cdef floating us[WIDTH]
     cdef floating g, v, k_old, e_new
@@ -72,6 +76,16 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
             else:
                 xs[j] = xs[j] - k[s] * v
             us[j] = v
+        countdown -= 1
+        if countdown == 0:
+            countdown = every
+            if loss != NULL:
+                loss[0] += _partial_value(xs, lam, c, WIDTH)
+                loss += 1
+            if trajectory != NULL:
+                for j in range(m):
+                    trajectory[j] = xs[j]
+                trajectory += stride
     for j in range(WIDTH):
         x[j] = xs[j]
         u[j] = us[j]
@@ -80,43 +94,69 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
 cdef inline void _advance_flags(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint nesterov) noexcept nogil:
-    # _advance on a full block with unit_a and nesterov made compile-time constants
+                                bint unit_a, bint nesterov, floating* loss,
+                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
+                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
+    # _advance with unit_a and nesterov made compile-time constants
     if nesterov:
         if unit_a:
-            _advance(x, u, lam, c, beta, a, k, e, steps, True, True)
+            _advance(x, u, lam, c, beta, a, k, e, steps, True, True,
+                     loss, trajectory, stride, m, countdown, every)
         else:
-            _advance(x, u, lam, c, beta, a, k, e, steps, False, True)
+            _advance(x, u, lam, c, beta, a, k, e, steps, False, True,
+                     loss, trajectory, stride, m, countdown, every)
     elif unit_a:
-        _advance(x, u, lam, c, beta, a, k, e, steps, True, False)
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, False,
+                 loss, trajectory, stride, m, countdown, every)
     else:
-        _advance(x, u, lam, c, beta, a, k, e, steps, False, False)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, False,
+                 loss, trajectory, stride, m, countdown, every)
+
+
+cdef inline void _advance_cases(floating* x, floating* u, const floating* lam,
+                                const floating* c, floating beta, const floating* a,
+                                const floating* k, const floating* e, Py_ssize_t steps,
+                                bint unit_a, bint nesterov, floating* loss,
+                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
+                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
+    # _advance_flags with "no recording" (the record code compiled out) and, then, "no linear
+    # term" (c == NULL: eight registers fewer) made compile-time constants too; recording runs
+    # keep c (zeros where there is no linear term), to keep the number of copies down
+    if loss != NULL or trajectory != NULL:
+        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
+                       loss, trajectory, stride, m, countdown, every)
+    elif c == NULL:
+        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov,
+                       NULL, NULL, stride, m, countdown, every)
+    else:
+        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
+                       NULL, NULL, stride, m, countdown, every)
 
 
 cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
-                                const floating* c, Py_ssize_t m, floating beta,
-                                const floating* a, const floating* k, const floating* e,
-                                Py_ssize_t steps, bint unit_a, bint nesterov) noexcept nogil:
-    # _advance on m <= WIDTH coordinates with every flag, the width and c == NULL (no linear
-    # term: eight registers fewer) made compile-time constants. A partial block is padded
-    # with zeros (x = u = lam = c = 0 stays 0) so that it runs the same register-resident loop.
+                                const floating* c, floating beta, const floating* a,
+                                const floating* k, const floating* e, Py_ssize_t steps,
+                                bint unit_a, bint nesterov, floating* loss,
+                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
+                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
+    # _advance on m <= WIDTH coordinates. A partial block is padded with zeros
+    # (x = u = lam = c = 0 stays 0 and adds 0 to f) to run the same register-resident loop.
     cdef floating xt[WIDTH]
     cdef floating ut[WIDTH]
     cdef floating lt[WIDTH]
     cdef floating ct[WIDTH]
     cdef Py_ssize_t j
     if m == WIDTH:
-        if c == NULL:
-            _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov)
-        else:
-            _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov)
+        _advance_cases(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
+                       loss, trajectory, stride, m, countdown, every)
         return
     for j in range(WIDTH):
         xt[j] = x[j] if j < m else 0
         ut[j] = u[j] if j < m else 0
         lt[j] = lam[j] if j < m else 0
         ct[j] = (c[j] if c != NULL else 0) if j < m else 0
-    _advance_flags(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a, nesterov)
+    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a,
+                   nesterov, loss, trajectory, stride, m, countdown, every)
     for j in range(m):
         x[j] = xt[j]
         u[j] = ut[j]
@@ -150,16 +190,6 @@ cdef inline bint _within(const floating* x, Py_ssize_t n, floating bound) noexce
     return outside == 0
 
 
-cdef inline void _record(floating* loss, floating* trajectory, Py_ssize_t k, Py_ssize_t stride,
-                         const floating* x, const floating* lam, const floating* c, floating b,
-                         Py_ssize_t n) noexcept nogil:
-    # loss[k] = f(x);  trajectory[k] = x   (each when asked for)
-    if loss != NULL:
-        loss[k] = b + _partial_value(x, lam, c, n)
-    if trajectory != NULL:
-        memcpy(trajectory + k * stride, x, n * sizeof(floating))
-
-
 cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const floating* c,
                           floating b, Py_ssize_t n, floating lr, floating beta,
                           const floating* schedule, Py_ssize_t steps, bint lr_inside,
@@ -169,22 +199,25 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
                           unsigned char* diverged) noexcept nogil:
     # Runs one problem in place; returns the steps taken and sets diverged[0] when it stopped.
     cdef Py_ssize_t records = steps // every + 1
-    cdef Py_ssize_t t = 0, t_end, s, q, lo, k, i
-    cdef bint recording = loss != NULL or trajectory != NULL
+    cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, countdown, first
     cdef bint unit_a
-    cdef bint has_c = not _within(c, n, 0)
+    cdef bint recording = loss != NULL or trajectory != NULL
+    cdef const floating* linear = c if recording or not _within(c, n, 0) else NULL
     cdef floating eta
     cdef floating a[CHECK_EVERY]
     cdef floating kx[CHECK_EVERY]
     cdef floating e[CHECK_EVERY]
     diverged[0] = False
 
-    _record(loss, trajectory, 0, stride, x, lam, c, b, n)
+    if loss != NULL:
+        loss[0] = b + _partial_value(x, lam, c, n)
+        for r in range(1, records):
+            loss[r] = b  # the blocks add their shares
+    if trajectory != NULL:
+        memcpy(trajectory, x, n * sizeof(floating))
 
     while t < steps:
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
-        if recording:
-            t_end = min(t_end, (t // every + 1) * every)
         unit_a = True
         for s in range(t, t_end):
             eta = lr * schedule[s]
@@ -196,24 +229,27 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
                 a[s - t] = 1 if (s == 0 and first_step_undamped) else 1 - dampening
                 kx[s - t] = beta * eta if nesterov else eta
             unit_a = unit_a and a[s - t] == 1
+        first = t // every + 1                  # the next record and its step
+        countdown = first * every - t if recording else steps + 1
         for q in range((n + WIDTH - 1) // WIDTH):
             lo = q * WIDTH
-            _advance_block(x + lo, u + lo, lam + lo, c + lo if has_c else NULL, min(WIDTH, n - lo), beta,
-                           a, kx, e, t_end - t, unit_a, nesterov)
+            _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
+                           beta, a, kx, e, t_end - t, unit_a, nesterov,
+                           loss + first if loss != NULL else NULL,
+                           trajectory + first * stride + lo if trajectory != NULL else NULL,
+                           stride, min(WIDTH, n - lo), countdown, every)
         t = t_end
-        if t % every == 0:
-            _record(loss, trajectory, t // every, stride, x, lam, c, b, n)
-        if (t % CHECK_EVERY == 0 or t == steps) and not _within(x, n, bound):
+        if not _within(x, n, bound):
             diverged[0] = True
             break
 
     # records after the stop did not happen: NaN marks them
-    for k in range(t // every + 1, records):
+    for r in range(t // every + 1, records):
         if loss != NULL:
-            loss[k] = NAN
+            loss[r] = NAN
         if trajectory != NULL:
             for i in range(n):
-                trajectory[k * stride + i] = NAN
+                trajectory[r * stride + i] = NAN
     return t
 
 
