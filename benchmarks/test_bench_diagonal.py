@@ -4,7 +4,8 @@ B = 4096 problems of dimension n = 256 with spectra in [0.01, 1] (κ = 100), T =
 float64, the optimal heavy-ball parameters. Implementations: ``polyak.reference`` (the NumPy
 specification, general: per-problem hyperparameters, divergence checks), the textbook's NumPy
 loop at its best (in place, scalar hyperparameters, no linear term: what a user would write
-for exactly this case), and the compiled kernel on one thread and on all. Every
+for exactly this case), and the compiled kernel on one thread and on all (also recording the
+loss every 10 steps, and in float32). Every
 implementation's answer is checked against the reference before it is timed.
 
     pytest benchmarks --benchmark-only --benchmark-json=bench.json
@@ -50,12 +51,19 @@ def textbook_numpy_loop(lam, x0, steps, lr, beta):
     return x
 
 
+def run_kernel(problem, x0, **options):
+    return polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS, **options).x
+
+
 IMPLEMENTATIONS = {
-    "reference": lambda problem, x0: polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS, implementation="reference").x,
+    "reference": lambda problem, x0: run_kernel(problem, x0, implementation="reference"),
     "numpy-loop": lambda problem, x0: textbook_numpy_loop(problem.lam, x0, STEPS, LR, BETA),
-    "kernel-1-thread": lambda problem, x0: polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS, n_threads=1).x,
-    "kernel-all-threads": lambda problem, x0: polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS).x,
+    "kernel-1-thread": lambda problem, x0: run_kernel(problem, x0, n_threads=1),
+    "kernel-all-threads": lambda problem, x0: run_kernel(problem, x0),
+    "kernel-all-threads-loss-every-10": lambda problem, x0: run_kernel(problem, x0, record="loss", every=10),
+    "kernel-all-threads-float32": lambda problem, x0: run_kernel(problem, x0, dtype=np.float32),
 }
+TOLERANCE = {"kernel-all-threads-float32": dict(rtol=1e-4, atol=1e-5)}  # float32 against float64
 
 
 CASES = [(False, name) for name in IMPLEMENTATIONS] + [
@@ -69,7 +77,8 @@ def test_momentum_diagonal(benchmark, linear_term, implementation):
     problem, x0, expected = workload(linear_term)
     function = IMPLEMENTATIONS[implementation]
     if implementation != "reference":
-        np.testing.assert_allclose(function(problem, x0), expected, rtol=1e-11, atol=1e-12)
+        tolerance = TOLERANCE.get(implementation, dict(rtol=1e-11, atol=1e-12))
+        np.testing.assert_allclose(function(problem, x0), expected, **tolerance)
     benchmark.group = f"momentum, diagonal B={B} n={N} T={STEPS} float64, {'c!=0' if linear_term else 'c=0'}"
     benchmark.extra_info["coordinate_steps"] = COORDINATE_STEPS
     slow = implementation in ("reference", "numpy-loop")

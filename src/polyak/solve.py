@@ -168,7 +168,9 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
            kernel_rule.first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, threads)
     seconds = time.perf_counter() - start
 
-    velocity = kernel_rule.velocity_sign * u if rule.has_velocity else None
+    if kernel_rule.velocity_sign < 0:
+        np.negative(u, out=u)
+    velocity = u if rule.has_velocity else None
     outputs = dict(
         x=x,
         velocity=velocity,
