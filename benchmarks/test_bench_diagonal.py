@@ -34,8 +34,9 @@ def workload(linear_term):
     c = rng.normal(size=(B, N)) if linear_term else None
     problem = polyak.Quadratic.diagonal(lam, c)
     x0 = np.ones(N)
-    expected = polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS, implementation="reference").x
-    return problem, x0, expected
+    expected = polyak.run(problem, polyak.Momentum(LR, BETA), x0, STEPS, implementation="reference")
+    assert not expected.diverged.any()  # a diverged problem stops early: it would flatter the rate
+    return problem, x0, expected.x
 
 
 def textbook_numpy_loop(lam, x0, steps, lr, beta):
@@ -84,3 +85,28 @@ def test_momentum_diagonal(benchmark, linear_term, implementation):
     slow = implementation in ("reference", "numpy-loop")
     benchmark.pedantic(function, args=(problem, x0), rounds=3 if slow else 15, iterations=1,
                        warmup_rounds=0 if slow else 1)
+
+
+# Nesterov diverges at the heavy ball's optimum (ηλ up to 3.3 > (2 + 2β)/(1 + 2β)): it runs
+# with its own textbook parameters, η = 1/L and β = (√κ − 1)/(√κ + 1).
+NESTEROV_LR, NESTEROV_BETA = 1 / L, (np.sqrt(L / MU) - 1) / (np.sqrt(L / MU) + 1)
+FORMS = {
+    "d2l": polyak.Momentum(LR, BETA),
+    "d2l-nesterov": polyak.Momentum(NESTEROV_LR, NESTEROV_BETA, nesterov=True),
+    "torch-dampening-0.1": polyak.Momentum(LR, BETA, convention="torch", dampening=0.1),
+    "mxnet": polyak.Momentum(LR, BETA, convention="mxnet"),
+    "goodfellow-nesterov": polyak.Momentum(NESTEROV_LR, NESTEROV_BETA, convention="goodfellow", nesterov=True),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_momentum_forms(benchmark, form):
+    """The kernel on all threads, c = 0, in each form: the canonical update's four loop variants."""
+    problem, x0, _ = workload(False)
+    rule = FORMS[form]
+    expected = polyak.run(problem, rule, x0, STEPS, implementation="reference")
+    assert not expected.diverged.any()  # a diverged problem stops early: it would flatter the rate
+    np.testing.assert_allclose(polyak.run(problem, rule, x0, STEPS).x, expected.x, rtol=1e-11, atol=1e-12)
+    benchmark.group = f"momentum forms, kernel on all threads, B={B} n={N} T={STEPS} float64, c=0"
+    benchmark.extra_info["coordinate_steps"] = COORDINATE_STEPS
+    benchmark.pedantic(lambda: polyak.run(problem, rule, x0, STEPS), rounds=10, iterations=1, warmup_rounds=1)
