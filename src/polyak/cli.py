@@ -37,13 +37,14 @@ def textbook_table(steps=TEXTBOOK_STEPS, start=TEXTBOOK_START):
         f"f(x) = 0.1*x1^2 + 2*x2^2 from x0 = {start}, {steps} steps",
         "",
     ]
-    width = max(len(name) for name, _ in TEXTBOOK_RUNS)
+    rows = []
     for name, rule in TEXTBOOK_RUNS:
-        result = run(problem, rule, start, steps)
-        x1, x2 = result.x
+        x1, x2 = run(problem, rule, start, steps).x
         rate = np.max(spectral_radius(rule.lr, rule.beta, problem.lam[0], nesterov=rule.nesterov))
         verdict = f"diverges (rate {rate:.4f} > 1)" if rate > 1 else f"converges (rate {rate:.4f})"
-        lines.append(f"{name:<{width}}  epoch {steps}, x1: {x1:f}, x2: {x2:f}   {verdict}")
+        rows.append((name, f"epoch {steps}, x1: {x1:f}, x2: {x2:f}", verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines += [f"{name:<{widths[0]}}  {end:<{widths[1]}}  {verdict}" for name, end, verdict in rows]
     return lines
 
 
