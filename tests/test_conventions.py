@@ -91,6 +91,14 @@ def test_continuing_with_the_velocity_equals_one_long_run(convention):
     np.testing.assert_allclose(rest.velocity, whole.velocity, rtol=1e-12, atol=1e-14)
 
 
+def test_torch_before_its_first_step_has_no_buffer_to_continue_from():
+    rule = polyak.Momentum(0.2, 0.7, convention="torch", dampening=0.5)
+    empty = run_one(rule, 0)
+    assert empty.velocity is None
+    continued = polyak.run(polyak.Quadratic.diagonal(LAM, C), rule, empty.x, 3, v0=empty.velocity)
+    np.testing.assert_array_equal(continued.x, run_one(rule, 3).x)
+
+
 def test_per_problem_hyperparameters_equal_separate_runs():
     lrs, betas = np.array([0.1, 0.2, 0.3]), np.array([0.0, 0.5, 0.9])
     batch = run_one(polyak.Momentum(lrs, betas), 40)

@@ -44,6 +44,7 @@ def problem():
         (lambda: polyak.Momentum(0.1, 0.9, convention="mxnet", nesterov=True), ValueError, r"use\s+convention='goodfellow'"),
         (lambda: polyak.Momentum(0.1, 0.9, dampening=0.1), ValueError, r"dampening is PyTorch's parameter"),
         (lambda: polyak.Momentum(0.1, 0.9, convention="torch", dampening=1.5), ValueError, r"dampening must be a number in \[0, 1\]"),
+        (lambda: polyak.Momentum(0.1, 0.9, convention="torch", dampening=[0.1]), ValueError, r"dampening must be a number in \[0, 1\]; got \[0.1\]"),
         (lambda: polyak.Momentum(0.1, 0.9, nesterov="yes"), TypeError, r"nesterov must be True or False"),
         (lambda: polyak.GD(0.1, schedule=[1.0, -0.5]), ValueError, r"schedule multipliers must be >= 0"),
         (lambda: polyak.GD(0.1, schedule=[[1.0]]), ValueError, r"schedule must be a 1-D array"),
@@ -79,6 +80,15 @@ def test_bad_construction(make, error, match):
         (dict(v0=[0.0, np.inf, 0.0]), ValueError, r"v0 must be finite"),
         (dict(rule=polyak.GD(0.1), v0=np.zeros(3)), ValueError, r"v0 is not used by GD"),
         (dict(n_threads=0), ValueError, r"n_threads must be >= 1; got 0"),
+        (dict(n_threads=5000), ValueError, r"n_threads must be <= 1024; got 5000"),
+        (dict(steps=2**63), ValueError, r"steps must be <= 4611686018427387904"),
+        (dict(every=2**64), ValueError, r"every must be <= 4611686018427387904"),
+        (dict(record=["loss", ["trajectory"]]), ValueError, r"record must be None"),
+        (dict(divergence_bound=[1.0, 2.0]), ValueError, r"divergence_bound must be a number > 0; got \[1.0, 2.0\]"),
+        (dict(divergence_bound=1e39, dtype=np.float32), ValueError, r"below float32's largest value 3.40282e\+38; got 1e\+39"),
+        (dict(x0=[1e300, 0.0, 0.0], dtype=np.float32), ValueError, r"x0 has values that float32 cannot represent \(e.g. 1e\+300\)"),
+        (dict(rule=polyak.GD(1e-50), dtype=np.float32), ValueError, r"lr has values that float32 cannot represent \(e.g. 1e-50\)"),
+        (dict(v0=[0.0, 1e-300, 0.0], dtype=np.float32), ValueError, r"v0 has values that float32 cannot represent"),
         (dict(n_threads=1.5), TypeError, r"n_threads must be an integer"),
         (dict(dtype=np.int32), TypeError, r"dtype must be float32 or float64; got int32"),
         (dict(dtype=np.float16), TypeError, r"dtype must be float32 or float64; got float16"),
@@ -137,6 +147,23 @@ def test_a_recording_too_large_for_memory_is_refused_up_front():
     huge = polyak.Quadratic.diagonal(np.ones((4096, 4096)))
     with pytest.raises(ValueError, match=r"the recording would take 1024.0 GiB.*every=k"):
         polyak.run(huge, polyak.GD(0.1), np.ones(4096), 8191, record="trajectory")
+
+
+def test_float32_runs_refuse_a_problem_float32_cannot_hold():
+    big = polyak.Quadratic.diagonal([1e39, 1.0])
+    with pytest.raises(ValueError, match="lam has values that float32 cannot represent"):
+        polyak.run(big, polyak.GD(0.1), [1.0, 1.0], 1, dtype=np.float32)
+
+
+def test_more_threads_than_problems_uses_one_per_problem():
+    result = polyak.run(problem(), polyak.GD(0.1), X0, 5, n_threads=64)
+    assert result.n_threads <= 2
+
+
+def test_every_beyond_steps_records_only_the_start():
+    result = polyak.run(problem(), polyak.GD(0.1), X0, 5, record="loss", every=10**18)
+    assert result.loss.shape == (2, 1) and result.every == 10**18
+    np.testing.assert_allclose(result.loss[:, 0], problem().value(X0))
 
 
 def test_numpy_integer_steps_are_accepted():

@@ -8,6 +8,9 @@ import scipy
 from polyak._validation import as_int
 from polyak._version import __version__
 
+#: The most threads a kernel may be asked for (OpenMP fails hard when it cannot create them).
+MAX_THREADS = 1024
+
 
 def _build():
     from polyak._kernels import _build  # noqa: PLC0415 -- a clear error if the extension is missing
@@ -48,5 +51,5 @@ def resolve_threads(n_threads):
     build = _build()
     if n_threads is None:
         return build.max_threads()
-    n_threads = as_int(n_threads, "n_threads", minimum=1)
+    n_threads = as_int(n_threads, "n_threads", minimum=1, maximum=MAX_THREADS)
     return n_threads if build.openmp_enabled() else 1

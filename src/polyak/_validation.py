@@ -55,13 +55,15 @@ def require_shape(array, shapes, name):
     return array
 
 
-def as_int(value, name, *, minimum):
-    """`value` as a Python int >= minimum; TypeError for non-integers (bool and float too)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def as_int(value, name, *, minimum, maximum=2**62):
+    """`value` as a Python int in [minimum, maximum]; TypeError for non-integers (bool, float)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {value}")
     return value
 
 

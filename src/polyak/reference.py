@@ -14,11 +14,12 @@ CHECK_EVERY = 128
 
 
 @np.errstate(over="ignore", invalid="ignore")  # divergence is a result, not an error
-def run_diagonal(lam, c, b, x, u, lr, beta, schedule, lr_inside, nesterov, dampening,
+def run_diagonal(lam, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov, dampening,
                  first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, n_threads):
-    """Run B diagonal quadratics f(x) = ½ Σ λᵢxᵢ² + cᵀx + b for T = len(schedule) steps, in place.
+    """Run B diagonal quadratics f(x) = ½ Σ λᵢxᵢ² + cᵀx + b for T = `steps` steps, in place.
 
-    The canonical update, for each problem (row) and step t = 1..T, with ηₜ = lr·schedule[t−1]::
+    The canonical update, for each problem (row) and step t = 1..T, with ηₜ = lr·schedule[t−1]
+    (`schedule` has T entries, or one: a constant multiplier)::
 
         g  = λ ⊙ x + c
         u ← β u + aₜ g
@@ -40,7 +41,8 @@ def run_diagonal(lam, c, b, x, u, lr, beta, schedule, lr_inside, nesterov, dampe
     """
     del n_threads
     one = x.dtype.type(1)
-    steps = schedule.shape[0]
+    if schedule.shape[0] == 1:
+        schedule = np.broadcast_to(schedule, (steps,))
     record_loss, record_trajectory = loss.shape[1] > 0, trajectory.shape[0] > 0
     steps_taken[:] = steps
     diverged[:] = 0

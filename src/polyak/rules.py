@@ -57,7 +57,7 @@ class KernelRule(NamedTuple):
 
     lr: np.ndarray
     beta: np.ndarray
-    schedule: np.ndarray
+    schedule: np.ndarray  # length T, or 1 for a constant multiplier
     lr_inside: bool
     nesterov: bool
     dampening: float
@@ -95,9 +95,9 @@ class _Rule:
         if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
             raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
         convention = CONVENTIONS[convention.lower()]
-        dampening = float(finite_real_array(dampening, "dampening")) if np.ndim(dampening) == 0 else None
-        if dampening is None or not 0 <= dampening <= 1:
+        if np.ndim(dampening) != 0 or not 0 <= float(finite_real_array(dampening, "dampening")) <= 1:
             raise ValueError(f"dampening must be a number in [0, 1]; got {dampening!r}")
+        dampening = float(dampening)
         if dampening and convention != "torch":
             raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -144,8 +144,8 @@ class _Rule:
             if value.ndim and value.size != batch_size:
                 raise ValueError(f"{name} has {value.size} entries but the batch has {batch_size} problems")
             per_problem.append(np.ascontiguousarray(np.broadcast_to(value, (batch_size,)), dtype=dtype))
-        if self.schedule is None:
-            schedule = np.ones(steps, dtype)
+        if self.schedule is None or steps == 0:
+            schedule = np.ones(1, dtype)  # a constant multiplier: the kernels take length 1 or T
         elif self.schedule.size < steps:
             raise ValueError(f"schedule has {self.schedule.size} multipliers but steps={steps} needs {steps}")
         else:

@@ -13,6 +13,8 @@ from polyak.rules import _Rule
 
 __all__ = ["run", "RunResult", "DIVERGENCE_BOUND"]
 
+#: The most steps one run takes (steps and records are indexed with 64-bit integers).
+MAX_STEPS = 2**62
 #: Default bound on |xᵢ| beyond which a problem counts as diverged, per dtype.
 DIVERGENCE_BOUND = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e15}
 _RECORDABLE = ("loss", "trajectory")
@@ -26,15 +28,18 @@ class RunResult:
     x : ndarray, shape (B, n)
         The final iterate (for a diverged problem: the iterate at the step it stopped).
     velocity : ndarray, shape (B, n), or None
-        The velocity in the rule's own convention, usable as `v0` to continue; None for GD.
+        The velocity in the rule's own convention, usable as `v0` to continue; None for GD,
+        and for the torch convention before its first step (no momentum buffer exists yet).
     loss : ndarray, shape (B, K), or None
         f(xₜ) for t = 0, every, 2·every, …, K = steps // every + 1; NaN after a stop.
     trajectory : ndarray, shape (K, B, n), or None
         The iterates at the same steps; NaN after a stop.
     diverged : ndarray of bool, shape (B,)
-        True where a problem diverged (some |xᵢ| beyond the bound, or NaN) and stopped early.
+        True where a problem diverged: at a check (after every 128th step and after the last)
+        some |xᵢ| was beyond the bound, or NaN. It stopped there.
     steps_taken : ndarray of int, shape (B,)
-        The steps each problem ran: `steps`, or fewer where it diverged.
+        The steps each problem ran: `steps`, or fewer where it diverged before the last check
+        (a problem found diverged at the last check ran them all: test `diverged`, not this).
     steps, every, n_threads : int
         As asked (n_threads: as used).
     seconds : float
@@ -58,15 +63,14 @@ class RunResult:
 def _recorded(record):
     if record is None:
         return set()
-    names = {record} if isinstance(record, str) else record
+    names = [record] if isinstance(record, str) else record
     try:
-        names = set(names)
+        names = list(names)
     except TypeError:
-        names = {record}
-    unknown = [name for name in names if name not in _RECORDABLE]
-    if unknown or not all(isinstance(name, str) for name in names):
+        names = [record]
+    if not all(isinstance(name, str) and name in _RECORDABLE for name in names):
         raise ValueError(f"record must be None, 'loss', 'trajectory' or both as a tuple; got {record!r}")
-    return names
+    return set(names)
 
 
 def _kernel(implementation):
@@ -103,8 +107,8 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     every : int
         Recording interval >= 1.
     n_threads : int, optional
-        Threads over problems; the OpenMP default (OMP_NUM_THREADS) when None. Results do not
-        depend on it.
+        Threads over problems (1 to 1024; at most B are used); the OpenMP default
+        (OMP_NUM_THREADS) when None. Results do not depend on it.
     dtype : float32 or float64, optional
         Arithmetic precision; float32 when the problem and x0 (and v0) are float32, else float64.
         The reference implementation also takes np.longdouble, for accuracy checks.
@@ -122,11 +126,10 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
         raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
     if not isinstance(rule, _Rule):
         raise TypeError(f"rule must be polyak.GD or polyak.Momentum; got {type(rule).__name__}")
-    steps = as_int(steps, "steps", minimum=0)
+    steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
     every = as_int(every, "every", minimum=1)
     recorded = _recorded(record)
     kernel = _kernel(implementation)
-    threads = resolve_threads(n_threads)
 
     batched = problem.batched or rule.batch_length is not None
     B = problem.batch_size if problem.batched else (rule.batch_length or 1)
@@ -139,19 +142,20 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
         v0 = require_shape(finite_real_array(v0, "v0"), starts, "v0")
     allowed = FLOAT_DTYPES + ((np.dtype(np.longdouble),) if implementation == "reference" else ())
     dtype = resolve_dtype(dtype, problem.lam, x0, v0, allowed=allowed)
-    if divergence_bound is None:
-        bound = DIVERGENCE_BOUND.get(dtype, DIVERGENCE_BOUND[np.dtype(np.float64)])
-    else:
-        bound = float(finite_real_array(divergence_bound, "divergence_bound"))
-        if bound <= 0:
-            raise ValueError(f"divergence_bound must be > 0; got {bound}")
+    bound = _divergence_bound(divergence_bound, dtype)
+    threads = min(resolve_threads(n_threads), B)  # more threads than problems would idle
     kernel_rule = rule._resolve(B, steps, dtype, continuing=v0 is not None)
+    inputs = dict(lr=rule.lr, beta=rule.beta, lam=problem.lam, c=problem.c, b=problem.b, x0=x0, v0=v0)
+    if rule.schedule is not None:
+        inputs["schedule"] = rule.schedule[:steps]
+    for name, values in inputs.items():
+        if values is not None:
+            _require_representable(values, name, dtype)
 
-    def batch_array(value):
-        return np.ascontiguousarray(np.broadcast_to(value, (B, n)), dtype=dtype)
+    def batch_array(value, shape=(B, n)):
+        return np.ascontiguousarray(np.broadcast_to(value, shape), dtype=dtype)
 
-    lam, c = batch_array(problem.lam), batch_array(problem.c)
-    b = np.ascontiguousarray(np.broadcast_to(problem.b, (B,)), dtype=dtype)
+    lam, c, b = batch_array(problem.lam), batch_array(problem.c), batch_array(problem.b, (B,))
     x = np.array(np.broadcast_to(x0, (B, n)), dtype=dtype, order="C")
     u = np.zeros((B, n), dtype) if v0 is None else kernel_rule.velocity_sign * batch_array(v0)
     records = steps // every + 1
@@ -163,17 +167,19 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     diverged = np.empty(B, np.uint8)
 
     start = time.perf_counter()
-    kernel(lam, c, b, x, u, kernel_rule.lr, kernel_rule.beta, kernel_rule.schedule,
+    kernel(lam, c, b, x, u, kernel_rule.lr, kernel_rule.beta, kernel_rule.schedule, steps,
            kernel_rule.lr_inside, kernel_rule.nesterov, kernel_rule.dampening,
-           kernel_rule.first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, threads)
+           kernel_rule.first_step_undamped, min(every, steps + 1), bound, loss, trajectory,
+           steps_taken, diverged, threads)
     seconds = time.perf_counter() - start
 
     if kernel_rule.velocity_sign < 0:
         np.negative(u, out=u)
-    velocity = u if rule.has_velocity else None
+    # torch keeps no momentum buffer before its first step: none to continue from
+    no_buffer = kernel_rule.first_step_undamped and steps == 0
     outputs = dict(
         x=x,
-        velocity=velocity,
+        velocity=u if rule.has_velocity and not no_buffer else None,
         loss=loss if "loss" in recorded else None,
         trajectory=trajectory if "trajectory" in recorded else None,
         diverged=diverged.view(bool),
@@ -182,6 +188,33 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     if not batched:
         outputs = {key: _unbatch(key, value) for key, value in outputs.items()}
     return RunResult(**outputs, steps=steps, every=every, n_threads=threads, seconds=seconds)
+
+
+def _divergence_bound(value, dtype):
+    if value is None:
+        return DIVERGENCE_BOUND.get(dtype, DIVERGENCE_BOUND[np.dtype(np.float64)])
+    if np.ndim(value) != 0:
+        raise ValueError(f"divergence_bound must be a number > 0; got {value!r}")
+    bound = float(finite_real_array(value, "divergence_bound"))
+    largest = float(np.finfo(dtype).max) if dtype in FLOAT_DTYPES else np.inf
+    if not 0 < bound < largest:
+        raise ValueError(f"divergence_bound must be > 0 and below {dtype}'s largest value {largest:g}; got {bound:g}")
+    return bound
+
+
+def _require_representable(values, name, dtype):
+    """ValueError if rounding `values` to `dtype` makes one infinite, or a nonzero one zero."""
+    values = np.asarray(values)
+    if values.dtype.itemsize <= dtype.itemsize:
+        return  # no narrowing, nothing lost
+    with np.errstate(over="ignore", under="ignore"):
+        rounded = values.astype(dtype)
+    lost = ~np.isfinite(rounded) | ((rounded == 0) & (values != 0))
+    if np.any(lost):
+        raise ValueError(
+            f"{name} has values that {dtype} cannot represent (e.g. {values[lost].flat[0]:g}): its finite "
+            f"nonzero range is {np.finfo(dtype).tiny:g} to {np.finfo(dtype).max:g} in magnitude"
+        )
 
 
 def _require_memory(nbytes):

@@ -80,7 +80,7 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
         if countdown == 0:
             countdown = every
             if loss != NULL:
-                loss[0] += _partial_value(xs, lam, c, WIDTH)
+                loss[0] += _partial_value(xs, lam, c)
                 loss += 1
             if trajectory != NULL:
                 for j in range(m):
@@ -162,23 +162,39 @@ cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
         u[j] = ut[j]
 
 
-cdef inline floating _partial_value(const floating* x, const floating* lam, const floating* c,
-                                    Py_ssize_t m) noexcept nogil:
-    # sum(x * (0.5*lam*x + c)) in LANES interleaved partial sums, added in a fixed order
+cdef inline floating _partial_value(const floating* x, const floating* lam,
+                                    const floating* c) noexcept nogil:
+    # sum(x * (0.5*lam*x + c)) over WIDTH coordinates, in LANES interleaved partial sums
+    # added in a fixed order
     cdef floating acc[LANES]
     cdef floating total = 0
-    cdef Py_ssize_t i, j, q, full = m - m % LANES
+    cdef Py_ssize_t i, j, q
     for j in range(LANES):
         acc[j] = 0
-    for q in range(m // LANES):
+    for q in range(WIDTH // LANES):
         i = q * LANES
         for j in range(LANES):
             acc[j] += x[i + j] * (<floating>0.5 * lam[i + j] * x[i + j] + c[i + j])
-    for i in range(full, m):
-        total += x[i] * (<floating>0.5 * lam[i] * x[i] + c[i])
     for j in range(LANES):
         total += acc[j]
     return total
+
+
+cdef inline floating _block_value(const floating* x, const floating* lam, const floating* c,
+                                  Py_ssize_t m) noexcept nogil:
+    # the share of f(x) - b of a block of m <= WIDTH coordinates, summed exactly as _advance
+    # sums it (zero-padded to WIDTH), so that every record of the loss adds in the same order
+    cdef floating xt[WIDTH]
+    cdef floating lt[WIDTH]
+    cdef floating ct[WIDTH]
+    cdef Py_ssize_t j
+    if m == WIDTH:
+        return _partial_value(x, lam, c)
+    for j in range(WIDTH):
+        xt[j] = x[j] if j < m else 0
+        lt[j] = lam[j] if j < m else 0
+        ct[j] = c[j] if j < m else 0
+    return _partial_value(xt, lt, ct)
 
 
 cdef inline bint _within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:
@@ -192,7 +208,8 @@ cdef inline bint _within(const floating* x, Py_ssize_t n, floating bound) noexce
 
 cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const floating* c,
                           floating b, Py_ssize_t n, floating lr, floating beta,
-                          const floating* schedule, Py_ssize_t steps, bint lr_inside,
+                          const floating* schedule, Py_ssize_t schedule_stride,
+                          Py_ssize_t steps, bint lr_inside,
                           bint nesterov, floating dampening, bint first_step_undamped,
                           Py_ssize_t every, floating bound, floating* loss,
                           floating* trajectory, Py_ssize_t stride,
@@ -210,9 +227,11 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
     diverged[0] = False
 
     if loss != NULL:
-        loss[0] = b + _partial_value(x, lam, c, n)
-        for r in range(1, records):
-            loss[r] = b  # the blocks add their shares
+        for r in range(records):
+            loss[r] = b  # the blocks add their shares, in block order
+        for q in range((n + WIDTH - 1) // WIDTH):
+            lo = q * WIDTH
+            loss[0] += _block_value(x + lo, lam + lo, c + lo, min(WIDTH, n - lo))
     if trajectory != NULL:
         memcpy(trajectory, x, n * sizeof(floating))
 
@@ -220,7 +239,7 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
         unit_a = True
         for s in range(t, t_end):
-            eta = lr * schedule[s]
+            eta = lr * schedule[s * schedule_stride]
             e[s - t] = eta
             if lr_inside:
                 a[s - t] = eta
@@ -261,7 +280,7 @@ def check_every():
 def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
                  floating[:, ::1] x, floating[:, ::1] u,
                  const floating[::1] lr, const floating[::1] beta, const floating[::1] schedule,
-                 bint lr_inside, bint nesterov, floating dampening, bint first_step_undamped,
+                 Py_ssize_t steps, bint lr_inside, bint nesterov, floating dampening, bint first_step_undamped,
                  Py_ssize_t every, floating bound,
                  floating[:, ::1] loss, floating[:, :, ::1] trajectory,
                  int64_t[::1] steps_taken, unsigned char[::1] diverged, int n_threads):
@@ -269,13 +288,15 @@ def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const flo
 
     NumPy equivalent: ``polyak.reference.run_diagonal`` with the same arguments.
 
-    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken, diverged (B,); schedule (T,);
+    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken, diverged (B,); schedule (T,), or
+    (1,) for a constant multiplier;
     loss (B, T // every + 1) or (B, 0) to skip it; trajectory (T // every + 1, B, n) or
     (0, B, n) to skip it. All inputs are validated by the caller; x and u hold x₀, u₀ on
     entry and the final state on return.
     """
-    cdef Py_ssize_t p, B = x.shape[0], n = x.shape[1], steps = schedule.shape[0]
+    cdef Py_ssize_t p, B = x.shape[0], n = x.shape[1]
     cdef Py_ssize_t stride = B * n
+    cdef Py_ssize_t schedule_stride = 0 if schedule.shape[0] == 1 else 1
     cdef bint record_loss = loss.shape[1] > 0
     cdef bint record_trajectory = trajectory.shape[0] > 0
     cdef floating* loss_row
@@ -286,5 +307,5 @@ def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const flo
             trajectory_row = &trajectory[0, p, 0] if record_trajectory else NULL
             steps_taken[p] = _run_problem(
                 &x[p, 0], &u[p, 0], &lam[p, 0], &c[p, 0], b[p], n, lr[p], beta[p],
-                &schedule[0] if steps > 0 else NULL, steps, lr_inside, nesterov, dampening,
+                &schedule[0], schedule_stride, steps, lr_inside, nesterov, dampening,
                 first_step_undamped, every, bound, loss_row, trajectory_row, stride, &diverged[p])
