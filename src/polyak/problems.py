@@ -1,22 +1,29 @@
-"""Quadratic problems f(x) = ½ xᵀQx + cᵀx + b, one or a batch of them."""
+"""Quadratic problems f(x) = ½ xᵀQx + cᵀx + b, one or a batch of them, diagonal or dense."""
 
 import numpy as np
+import scipy.linalg
 
 from polyak._validation import finite_real_array, read_only, require_shape
 
-__all__ = ["Quadratic", "ill_conditioned_2d"]
+__all__ = ["Quadratic", "ill_conditioned_2d", "SYMMETRY_TOLERANCE"]
+
+#: How far from symmetric a dense Q may be, relative to max |Q|, per dtype.
+SYMMETRY_TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
 
 class Quadratic:
     """A batch of B quadratics of dimension n: f(x) = ½ xᵀQx + cᵀx + b.
 
-    Build one with :meth:`Quadratic.diagonal`. The arrays are stored read-only, as float32
-    when given as float32 and as float64 otherwise.
+    Build one with :meth:`Quadratic.diagonal` or :meth:`Quadratic.dense`. The arrays are
+    stored read-only, as float32 when given as float32 and as float64 otherwise.
 
     Attributes
     ----------
+    kind : "diagonal" or "dense"
     lam : ndarray, shape (B, n)
-        The spectrum: Q = diag(lam) for each problem.
+        Diagonal problems: the spectrum, Q = diag(lam). None for dense ones.
+    Q : ndarray, shape (n, n) (shared by the batch) or (B, n, n)
+        Dense problems: the symmetric matrix. None for diagonal ones.
     c : ndarray, shape (B, n)
         The linear term (zeros when none was given).
     b : ndarray, shape (B,)
@@ -27,8 +34,10 @@ class Quadratic:
         B and n.
     """
 
-    def __init__(self, lam, c, b, batched):
-        self.lam = read_only(lam)
+    def __init__(self, kind, lam, Q, c, b, batched):
+        self.kind = kind
+        self.lam = None if lam is None else read_only(lam)
+        self.Q = None if Q is None else read_only(Q)
         self.c = read_only(c)
         self.b = read_only(b)
         self.batched = batched
@@ -53,86 +62,189 @@ class Quadratic:
         if lam.ndim not in (1, 2) or lam.shape[-1] == 0 or lam.shape[0] == 0:
             raise ValueError(f"lam must have shape (n,) or (B, n) with n, B >= 1; got {lam.shape}")
         batched = lam.ndim == 2
-        dtype = lam.dtype
-        if c is None:
-            c = np.zeros(lam.shape, dtype)
-        else:
-            c = require_shape(finite_real_array(c, "c"), [lam.shape], "c (the shape of lam)")
-            dtype = np.promote_types(dtype, c.dtype)
-        b = finite_real_array(b, "b")
-        batch = lam.shape[0] if batched else 1
-        allowed = [(), (batch,)] if batched else [()]
-        require_shape(b, allowed, "b")
+        c, b, dtype = _linear_and_constant(c, b, lam.dtype, batch=lam.shape[0] if batched else None,
+                                           n=lam.shape[-1], c_name="c (the shape of lam)")
         lam2 = np.array(np.atleast_2d(lam), dtype=dtype, order="C")
-        c2 = np.array(np.atleast_2d(c), dtype=dtype, order="C")
-        b1 = np.array(np.broadcast_to(b, (batch,)), dtype=dtype)
-        return cls(lam2, c2, b1, batched)
+        return cls("diagonal", lam2, None, c, b, batched)
+
+    @classmethod
+    def dense(cls, Q, c=None, b=0.0):
+        """Quadratics f(x) = ½ xᵀQx + cᵀx + b with a dense symmetric Q.
+
+        Parameters
+        ----------
+        Q : array_like, shape (n, n) or (B, n, n)
+            One matrix shared by the whole batch, or one per problem. Square, finite and
+            symmetric within SYMMETRY_TOLERANCE (1e-10 of max |Q| for float64, 1e-5 for
+            float32); it is stored symmetrized, (Q + Qᵀ)/2. Indefinite Q is allowed (`run`
+            may diverge, which it reports); `minimizer` needs Q positive definite.
+        c : array_like, shape (n,) or (B, n), optional
+            The linear term; zero when omitted. With a shared Q, c of shape (B, n) makes a
+            batch of B problems.
+        b : float or array_like of shape (B,), optional
+            The constant term.
+        """
+        Q = finite_real_array(Q, "Q")
+        if Q.ndim not in (2, 3) or Q.shape[-1] != Q.shape[-2] or Q.shape[-1] == 0 or Q.shape[0] == 0:
+            raise ValueError(f"Q must be square: shape (n, n) or (B, n, n) with n, B >= 1; got {Q.shape}")
+        n = Q.shape[-1]
+        asymmetry = float(np.max(np.abs(Q - np.swapaxes(Q, -1, -2))))
+        scale = float(np.max(np.abs(Q)))
+        tolerance = SYMMETRY_TOLERANCE[np.dtype(np.float32) if Q.dtype == np.float32 else np.dtype(np.float64)]
+        if asymmetry > tolerance * scale:
+            raise ValueError(
+                f"Q must be symmetric: max |Q - Qᵀ| = {asymmetry:.3g}, which is {asymmetry / scale:.3g} of "
+                f"max |Q|; allowed: {tolerance:g} of max |Q| (symmetrize it with (Q + Q.T) / 2)"
+            )
+        if Q.ndim == 3:
+            batch = Q.shape[0]
+        else:
+            c_shape, b_shape = np.shape(c) if c is not None else (), np.shape(b)
+            batch = c_shape[0] if len(c_shape) == 2 else (b_shape[0] if len(b_shape) == 1 else None)
+        c, b, dtype = _linear_and_constant(c, b, Q.dtype, batch=batch, n=n, c_shared=True)
+        Q = np.array(0.5 * (Q + np.swapaxes(Q, -1, -2)), dtype=dtype, order="C")
+        return cls("dense", None, Q, c, b, batch is not None)
 
     @property
     def batch_size(self):
         """B, the number of problems (1 for a single problem)."""
-        return self.lam.shape[0]
+        return self.c.shape[0]
 
     @property
     def dim(self):
         """n, the dimension of x."""
-        return self.lam.shape[1]
+        return self.c.shape[1]
 
     @property
     def dtype(self):
-        return self.lam.dtype
+        return self.c.dtype
+
+    @property
+    def shared(self):
+        """True when every problem of the batch has the same Q (a dense Q of shape (n, n))."""
+        return self.kind == "dense" and self.Q.ndim == 2
 
     def __repr__(self):
         kind = f"batch of {self.batch_size}" if self.batched else "single problem"
-        return f"Quadratic.diagonal({kind}, dim={self.dim}, dtype={self.dtype})"
+        shared = ", Q shared" if self.shared and self.batched else ""
+        return f"Quadratic.{self.kind}({kind}{shared}, dim={self.dim}, dtype={self.dtype})"
 
     def _points(self, x):
-        # x as (B, n) or (..., n) points, checked against the batch; returns (points, unbatch)
+        # x as (B, n) or (..., n) points, checked against the batch; returns (points, unbatched)
         x = finite_real_array(x, "x")
         if x.ndim == 0 or x.shape[-1] != self.dim:
             raise ValueError(f"x must have last dimension n = {self.dim}; got shape {x.shape}")
         if self.batched:
             require_shape(x, [(self.dim,), (self.batch_size, self.dim)], "x (for a batch)")
-            return np.broadcast_to(x, self.lam.shape), False
+            return np.broadcast_to(x, self.c.shape), False
         return x, True
 
-    def _coefficients(self, unbatched):
-        if unbatched:
-            return self.lam[0], self.c[0], self.b[0]
-        return self.lam, self.c, self.b
+    def _curvature(self, points, unbatched):
+        # Q x for each point (λ ⊙ x for a diagonal problem)
+        if self.kind == "diagonal":
+            return (self.lam[0] if unbatched else self.lam) * points
+        if self.Q.ndim == 2:
+            return points @ self.Q  # Q is symmetric
+        return np.einsum("bij,bj->bi", self.Q, points)
 
     def value(self, x):
-        """f(x) = ½ Σᵢ λᵢxᵢ² + Σᵢ cᵢxᵢ + b.
+        """f(x) = ½ xᵀQx + cᵀx + b.
 
-        `x` has shape (n,) or, for a batch, (B, n); a single problem also takes any
-        (..., n) stack of points. Returns one value per problem (or point).
+        `x` has shape (n,) or, for a batch, (B, n); a single problem also takes any (..., n)
+        stack of points. Returns one value per problem (or point).
         """
         points, unbatched = self._points(x)
-        lam, c, b = self._coefficients(unbatched)
-        return np.sum(points * (0.5 * lam * points + c), axis=-1) + b
+        c, b = (self.c[0], self.b[0]) if unbatched else (self.c, self.b)
+        return np.sum(points * (0.5 * self._curvature(points, unbatched) + c), axis=-1) + b
 
     def grad(self, x):
-        """∇f(x) = λ ⊙ x + c, with the shape rules of :meth:`value`."""
+        """∇f(x) = Qx + c, with the shape rules of :meth:`value`."""
         points, unbatched = self._points(x)
-        lam, c, _ = self._coefficients(unbatched)
-        return lam * points + c
+        return self._curvature(points, unbatched) + (self.c[0] if unbatched else self.c)
 
     def minimizer(self):
-        """x* = −c / λ, the unique minimizer; needs every λ > 0 (strict convexity)."""
-        if not np.all(self.lam > 0):
-            p, i = (int(k) for k in np.argwhere(~(self.lam > 0))[0])
-            raise ValueError(
-                "minimizer() needs every eigenvalue λ > 0 (a strictly convex problem); "
-                f"got λ = {self.lam[p, i]} at problem {p}, coordinate {i}"
-            )
-        x = -self.c / self.lam
+        """x* = −Q⁻¹c, the unique minimizer; needs Q positive definite (every λ > 0).
+
+        Dense problems are solved by Cholesky (scipy.linalg.cho_factor); the error names the
+        first problem whose Q is not positive definite and its smallest eigenvalue.
+        """
+        if self.kind == "diagonal":
+            if not np.all(self.lam > 0):
+                p, i = (int(k) for k in np.argwhere(~(self.lam > 0))[0])
+                raise ValueError(
+                    "minimizer() needs every eigenvalue λ > 0 (a strictly convex problem); "
+                    f"got λ = {self.lam[p, i]} at problem {p}, coordinate {i}"
+                )
+            x = -self.c / self.lam
+        else:
+            matrices = [self.Q] * self.batch_size if self.shared else list(self.Q)
+            factors = {}
+            x = np.empty(self.c.shape, np.float64)
+            for p, matrix in enumerate(matrices):
+                key = id(matrix)
+                if key not in factors:
+                    factors[key] = _cholesky(matrix, p)
+                x[p] = -scipy.linalg.cho_solve(factors[key], self.c[p])
+            x = x.astype(self.dtype)
         return x if self.batched else x[0]
 
     def min_value(self):
-        """f(x*) = b − ½ Σᵢ cᵢ²/λᵢ; needs every λ > 0."""
+        """f(x*) = b − ½ cᵀQ⁻¹c; needs Q positive definite."""
         x = np.atleast_2d(self.minimizer())
         value = self.b + 0.5 * np.sum(self.c * x, axis=-1)
         return value if self.batched else value[0]
+
+    def diagonalize(self):
+        """(diagonal, O): the problem in the eigenbasis of Q, and the rotation to get back.
+
+        With Q = O diag(λ) Oᵀ (``scipy.linalg.eigh``) and z = Oᵀx, f(x) = ½ Σ λᵢzᵢ² + (Oᵀc)ᵀz + b,
+        so the returned diagonal problem has λ and c' = Oᵀc. Every update rule is linear and
+        commutes with the rotation: running it on this problem from Oᵀx₀ and rotating back,
+        x = O z, gives the run on the dense problem. O has shape (n, n) ((B, n, n) for
+        per-problem Q); a diagonal problem returns itself and the identity.
+        """
+        if self.kind == "diagonal":
+            return self, np.eye(self.dim, dtype=self.dtype)
+        if self.shared:
+            lam, rotation = scipy.linalg.eigh(self.Q)
+            lam = np.broadcast_to(lam, self.c.shape)
+            c = self.c @ rotation
+        else:
+            pairs = [scipy.linalg.eigh(q) for q in self.Q]
+            lam = np.stack([pair[0] for pair in pairs])
+            rotation = np.stack([pair[1] for pair in pairs])
+            c = np.einsum("bi,bij->bj", self.c, rotation)
+        diagonal = Quadratic.diagonal(
+            lam if self.batched else lam[0], c if self.batched else c[0], self.b if self.batched else self.b[0]
+        )
+        return diagonal, rotation.astype(self.dtype)
+
+
+def _linear_and_constant(c, b, dtype, *, batch, n, c_shared=False, c_name="c"):
+    """(c of shape (B, n), b of shape (B,), dtype) checked against the batch and dimension."""
+    B = 1 if batch is None else batch
+    if c is None:
+        c = np.zeros((B, n), dtype)
+    else:
+        c = finite_real_array(c, "c")
+        allowed = [(n,)] if batch is None else ([(n,), (B, n)] if c_shared else [(B, n)])
+        c = require_shape(c, allowed, c_name)
+        dtype = np.promote_types(dtype, c.dtype)
+    b = require_shape(finite_real_array(b, "b"), [()] if batch is None else [(), (B,)], "b")
+    c = np.array(np.broadcast_to(c, (B, n)), dtype=dtype, order="C")
+    b = np.array(np.broadcast_to(b, (B,)), dtype=dtype)
+    return c, b, dtype
+
+
+def _cholesky(matrix, problem_index):
+    try:
+        return scipy.linalg.cho_factor(matrix.astype(np.float64))
+    except np.linalg.LinAlgError as error:
+        smallest = scipy.linalg.eigvalsh(matrix.astype(np.float64))[0]
+        raise ValueError(
+            f"minimizer() needs Q positive definite; Q of problem {problem_index} is not "
+            f"(its smallest eigenvalue is {smallest:.6g})"
+        ) from error
 
 
 def ill_conditioned_2d():

@@ -7,13 +7,12 @@ twin on random inputs, and the benchmarks time one against the other.
 
 import numpy as np
 
-__all__ = ["run_diagonal", "CHECK_EVERY"]
+__all__ = ["run_diagonal", "run_dense", "CHECK_EVERY"]
 
 #: Divergence is checked after every step that is a multiple of this, and after the last.
 CHECK_EVERY = 128
 
 
-@np.errstate(over="ignore", invalid="ignore")  # divergence is a result, not an error
 def run_diagonal(lam, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov, dampening,
                  first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, n_threads):
     """Run B diagonal quadratics f(x) = ½ Σ λᵢxᵢ² + cᵀx + b for T = `steps` steps, in place.
@@ -39,7 +38,31 @@ def run_diagonal(lam, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov
     NaN. Otherwise ``diverged[p] = 0`` and ``steps_taken[p] = T``. `n_threads` is accepted for
     the kernel's signature and ignored.
     """
-    del n_threads
+    _run(lambda points, out: np.multiply(lam, points, out=out), c, b, x, u, lr, beta, schedule, steps,
+         lr_inside, nesterov, dampening, first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged)
+
+
+def run_dense(Q, c, b, x, u, g, lr, beta, schedule, steps, lr_inside, nesterov, dampening,
+              first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged, n_threads):
+    """`run_diagonal` for dense quadratics f(x) = ½ xᵀQx + cᵀx + b: the gradient is Qx + c.
+
+    `Q` is (n, n), shared by the batch, or (B, n, n), one per problem (the twin of both
+    ``run_dense_shared`` and ``run_dense_batched``); `g` (B, n) is the kernels' workspace.
+    """
+    if Q.ndim == 2:
+        def product(points, out):
+            return np.matmul(points, Q, out=out)  # Q is symmetric: x Q = (Q x)ᵀ row by row
+    else:
+        def product(points, out):
+            return np.einsum("bij,bj->bi", Q, points, out=out)
+    _run(product, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov, dampening,
+         first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged)
+
+
+@np.errstate(over="ignore", invalid="ignore")  # divergence is a result, not an error
+def _run(curvature, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov, dampening,
+         first_step_undamped, every, bound, loss, trajectory, steps_taken, diverged):
+    # the canonical update with gradient g = curvature(x) + c (curvature(x, out) writes Q x)
     one = x.dtype.type(1)
     if schedule.shape[0] == 1:
         schedule = np.broadcast_to(schedule, (steps,))
@@ -53,7 +76,7 @@ def run_diagonal(lam, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov
 
     def record(k):
         if record_loss:
-            loss[:, k] = b + np.sum(x * (x.dtype.type(0.5) * lam * x + c), axis=1)
+            loss[:, k] = b + np.sum(x * (x.dtype.type(0.5) * curvature(x, scratch) + c), axis=1)
         if record_trajectory:
             trajectory[k] = x
 
@@ -66,9 +89,9 @@ def run_diagonal(lam, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov
         else:
             a = one if (s == 0 and first_step_undamped) else one - x.dtype.type(dampening)
             k = beta * eta if nesterov else eta
-        np.multiply(lam, x, out=g)
+        curvature(x, g)
         if has_linear_term:
-            g += c                                     # g = λ x + c
+            g += c                                     # g = Q x + c
         u *= beta
         u += g if a is one else np.multiply(a, g, out=scratch)  # u = β u + a g
         x -= np.multiply(k, u, out=scratch)            # x = x − k u − e g

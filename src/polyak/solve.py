@@ -73,14 +73,20 @@ def _recorded(record):
     return set(names)
 
 
-def _kernel(implementation):
-    if implementation == "kernel":
+def _kernel(implementation, problem):
+    if implementation not in ("kernel", "reference"):
+        raise ValueError(f"implementation must be 'kernel' or 'reference'; got {implementation!r}")
+    if problem.kind == "diagonal":
+        if implementation == "reference":
+            return reference.run_diagonal
         from polyak._kernels._diagonal import run_diagonal  # noqa: PLC0415
 
         return run_diagonal
     if implementation == "reference":
-        return reference.run_diagonal
-    raise ValueError(f"implementation must be 'kernel' or 'reference'; got {implementation!r}")
+        return reference.run_dense
+    from polyak._kernels import _dense  # noqa: PLC0415
+
+    return _dense.run_dense_shared if problem.shared else _dense.run_dense_batched
 
 
 def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=None, dtype=None,
@@ -90,7 +96,8 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     Parameters
     ----------
     problem : Quadratic
-        One problem or a batch of B.
+        One problem or a batch of B, diagonal or dense (a dense Q shared by the batch takes
+        one BLAS matrix product per step for all problems).
     rule : GD or Momentum
         The update rule; array hyperparameters give one value per problem. A single problem
         with hyperparameter arrays of length B runs as a batch of B copies of it.
@@ -108,7 +115,9 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
         Recording interval >= 1.
     n_threads : int, optional
         Threads over problems (1 to 1024; at most B are used); the OpenMP default
-        (OMP_NUM_THREADS) when None. Results do not depend on it.
+        (OMP_NUM_THREADS) when None. Results do not depend on it. A dense Q shared by the
+        batch is multiplied by the BLAS on its own threads (OPENBLAS_NUM_THREADS) and the
+        update runs on one thread.
     dtype : float32 or float64, optional
         Arithmetic precision; float32 when the problem and x0 (and v0) are float32, else float64.
         The reference implementation also takes np.longdouble, for accuracy checks.
@@ -129,7 +138,7 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
     every = as_int(every, "every", minimum=1)
     recorded = _recorded(record)
-    kernel = _kernel(implementation)
+    kernel = _kernel(implementation, problem)
 
     batched = problem.batched or rule.batch_length is not None
     B = problem.batch_size if problem.batched else (rule.batch_length or 1)
@@ -144,8 +153,10 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     dtype = resolve_dtype(dtype, problem.lam, x0, v0, allowed=allowed)
     bound = _divergence_bound(divergence_bound, dtype)
     threads = min(resolve_threads(n_threads), B)  # more threads than problems would idle
+    if problem.shared:
+        threads = 1  # the BLAS threads the product; the update runs on the calling thread
     kernel_rule = rule._resolve(B, steps, dtype, continuing=v0 is not None)
-    inputs = dict(lr=rule.lr, beta=rule.beta, lam=problem.lam, c=problem.c, b=problem.b, x0=x0, v0=v0)
+    inputs = dict(lr=rule.lr, beta=rule.beta, lam=problem.lam, Q=problem.Q, c=problem.c, b=problem.b, x0=x0, v0=v0)
     if rule.schedule is not None:
         inputs["schedule"] = rule.schedule[:steps]
     for name, values in inputs.items():
@@ -155,7 +166,7 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     def batch_array(value, shape=(B, n)):
         return np.ascontiguousarray(np.broadcast_to(value, shape), dtype=dtype)
 
-    lam, c, b = batch_array(problem.lam), batch_array(problem.c), batch_array(problem.b, (B,))
+    c, b = batch_array(problem.c), batch_array(problem.b, (B,))
     x = np.array(np.broadcast_to(x0, (B, n)), dtype=dtype, order="C")
     u = np.zeros((B, n), dtype) if v0 is None else kernel_rule.velocity_sign * batch_array(v0)
     records = steps // every + 1
@@ -166,8 +177,14 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     steps_taken = np.empty(B, np.int64)
     diverged = np.empty(B, np.uint8)
 
+    if problem.kind == "diagonal":
+        operands = (batch_array(problem.lam), c, b, x, u)
+    else:
+        Q = np.ascontiguousarray(problem.Q if problem.shared else np.broadcast_to(problem.Q, (B, n, n)), dtype=dtype)
+        operands = (Q, c, b, x, u, np.empty((B, n), dtype))  # the last: the product's workspace
+
     start = time.perf_counter()
-    kernel(lam, c, b, x, u, kernel_rule.lr, kernel_rule.beta, kernel_rule.schedule, steps,
+    kernel(*operands, kernel_rule.lr, kernel_rule.beta, kernel_rule.schedule, steps,
            kernel_rule.lr_inside, kernel_rule.nesterov, kernel_rule.dampening,
            kernel_rule.first_step_undamped, min(every, steps + 1), bound, loss, trajectory,
            steps_taken, diverged, threads)

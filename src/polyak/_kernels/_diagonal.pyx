@@ -30,8 +30,9 @@ from libc.math cimport NAN
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
+from polyak._kernels._common cimport CHECK_EVERY, step_constants, within
+
 cdef enum:
-    CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
     WIDTH = 64         # coordinates kept in registers across steps (x and u: 16 AVX-512
                        # registers of float64; larger local arrays stop GCC keeping them there)
     LANES = 8          # interleaved partial sums of the loss
@@ -197,15 +198,6 @@ cdef inline floating _block_value(const floating* x, const floating* lam, const 
     return _partial_value(xt, lt, ct)
 
 
-cdef inline bint _within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:
-    # all(abs(x) <= bound); False for NaN
-    cdef Py_ssize_t i
-    cdef int outside = 0
-    for i in range(n):
-        outside |= not ((x[i] <= bound) & (x[i] >= -bound))
-    return outside == 0
-
-
 cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const floating* c,
                           floating b, Py_ssize_t n, floating lr, floating beta,
                           const floating* schedule, Py_ssize_t schedule_stride,
@@ -219,8 +211,7 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
     cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, countdown, first
     cdef bint unit_a
     cdef bint recording = loss != NULL or trajectory != NULL
-    cdef const floating* linear = c if recording or not _within(c, n, 0) else NULL
-    cdef floating eta
+    cdef const floating* linear = c if recording or not within(c, n, 0) else NULL
     cdef floating a[CHECK_EVERY]
     cdef floating kx[CHECK_EVERY]
     cdef floating e[CHECK_EVERY]
@@ -239,14 +230,8 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
         unit_a = True
         for s in range(t, t_end):
-            eta = lr * schedule[s * schedule_stride]
-            e[s - t] = eta
-            if lr_inside:
-                a[s - t] = eta
-                kx[s - t] = beta if nesterov else 1
-            else:
-                a[s - t] = 1 if (s == 0 and first_step_undamped) else 1 - dampening
-                kx[s - t] = beta * eta if nesterov else eta
+            step_constants(lr, beta, schedule[s * schedule_stride], s == 0, lr_inside, nesterov,
+                           dampening, first_step_undamped, &a[s - t], &kx[s - t], &e[s - t])
             unit_a = unit_a and a[s - t] == 1
         first = t // every + 1                  # the next record and its step
         countdown = first * every - t if recording else steps + 1
@@ -258,7 +243,7 @@ cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const f
                            trajectory + first * stride + lo if trajectory != NULL else NULL,
                            stride, min(WIDTH, n - lo), countdown, every)
         t = t_end
-        if not _within(x, n, bound):
+        if not within(x, n, bound):
             diverged[0] = True
             break
 
