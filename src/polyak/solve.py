@@ -116,8 +116,8 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
     n_threads : int, optional
         Threads over problems (1 to 1024; at most B are used); the OpenMP default
         (OMP_NUM_THREADS) when None. Results do not depend on it. A dense Q shared by the
-        batch is multiplied by the BLAS on its own threads (OPENBLAS_NUM_THREADS) and the
-        update runs on one thread.
+        batch is the exception: the BLAS threads its one matrix product per step (its own
+        setting, e.g. OPENBLAS_NUM_THREADS) and the rest runs on one thread.
     dtype : float32 or float64, optional
         Arithmetic precision; float32 when the problem and x0 (and v0) are float32, else float64.
         The reference implementation also takes np.longdouble, for accuracy checks.
