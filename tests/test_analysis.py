@@ -27,3 +27,142 @@ def test_matches_eigenvalues_of_the_iteration_matrix():
 
 def test_broadcasts():
     assert spectral_radius(0.1, [0.0, 0.5], [[1.0], [2.0]]).shape == (2, 2)
+
+
+from polyak import analysis  # noqa: E402
+
+import polyak  # noqa: E402
+
+RNG = np.random.default_rng(21)
+
+
+def test_optimal_parameters_for_kappa_100():
+    np.testing.assert_allclose(analysis.optimal_parameters(1.0, 100.0), (4 / 121, 81 / 121, 9 / 11), rtol=1e-15)
+    np.testing.assert_allclose(analysis.optimal_parameters(1.0, 100.0, "gd"), (2 / 101, 0.0, 99 / 101), rtol=1e-15)
+    np.testing.assert_allclose(analysis.optimal_parameters(1.0, 100.0, "nesterov"), (0.01, 9 / 11, 0.9), rtol=1e-15)
+    lr, beta, rate = analysis.optimal_parameters(0.5, 50.0)
+    # the optimum puts both ends of the spectrum on the critical circle |μ| = √β; at λ = μ the
+    # root is double, where any radius is only √ε accurate (the discriminant's rounding)
+    assert analysis.spectral_radius(lr, beta, [0.5, 50.0]) == pytest.approx([rate, rate], rel=1e-7)
+    with pytest.raises(ValueError, match="0 < mu <= L"):
+        analysis.optimal_parameters(2.0, 1.0)
+    with pytest.raises(ValueError, match="method must be"):
+        analysis.optimal_parameters(1.0, 2.0, "adam")
+
+
+def test_region_against_simulation():
+    # random (η, β, λ) clearly inside the region converge under run, clearly outside diverge
+    lr, beta, lam = RNG.uniform(0.01, 2.0, 400), RNG.uniform(0.0, 0.95, 400), RNG.uniform(0.05, 3.0, 400)
+    for nesterov in (False, True):
+        radius = analysis.spectral_radius(lr, beta, lam, nesterov=nesterov)
+        inside = analysis.converges(lr, beta, lam, nesterov=nesterov)
+        np.testing.assert_array_equal(inside, radius < 1)
+        clear = np.abs(radius - 1) > 0.02
+        problem = polyak.Quadratic.diagonal(lam[clear, None])
+        result = polyak.run(problem, polyak.Momentum(lr[clear], beta[clear], nesterov=nesterov), [1.0], 20000)
+        np.testing.assert_array_equal(result.diverged, ~inside[clear])
+        assert np.all(np.abs(result.x[inside[clear], 0]) < 1e-6)
+
+
+def test_regimes():
+    names = analysis.regime([0.1, 0.6, 0.25, 0.6, 0.45], [0.0, 0.5, 0.0, 0.0, 0.0], [1.0, 4.0, 4.0, 4.0, 4.0])
+    assert names.tolist() == ["monotonic", "ripples", "one-step", "divergent", "oscillating"]
+    assert set(analysis.REGIMES) >= set(names.tolist())
+
+
+def test_iteration_matrix_is_one_step_of_run():
+    lam = np.array([0.5, 1.5, 3.0])
+    c = np.array([1.0, -2.0, 0.5])
+    x_star = -c / lam
+    for rule in (polyak.Momentum(0.4, 0.6), polyak.Momentum(0.4, 0.6, nesterov=True),
+                 polyak.Momentum(0.4, 0.6, convention="mxnet"), polyak.Momentum(0.4, 0.6, convention="goodfellow", nesterov=True)):
+        matrix = analysis.iteration_matrix(rule, lam)
+        first = polyak.run(polyak.Quadratic.diagonal(lam, c), rule, np.ones(3), 3)
+        second = polyak.run(polyak.Quadratic.diagonal(lam, c), rule, first.x, 1, v0=first.velocity)
+        state = np.stack([first.velocity, first.x - x_star], axis=-1)
+        expected = np.einsum("nij,nj->ni", matrix, state)
+        np.testing.assert_allclose(second.velocity, expected[:, 0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(second.x - x_star, expected[:, 1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(analysis.iteration_matrix(polyak.Momentum(0.6, 0.5), 4.0), [[0.5, 4.0], [-0.3, -1.4]])
+
+
+def test_rate_is_the_worst_radius_over_the_spectrum():
+    Q = np.diag([0.5, 2.0, 4.0])
+    rotation, _ = np.linalg.qr(RNG.normal(size=(3, 3)))
+    problem = polyak.Quadratic.dense(rotation @ Q @ rotation.T)
+    rule = polyak.Momentum(0.3, 0.5)
+    assert analysis.rate(problem, rule) == pytest.approx(max(analysis.spectral_radius(0.3, 0.5, [0.5, 2.0, 4.0])), rel=1e-12)
+
+
+def test_effective_sample_size_weights_and_terminal_velocity():
+    assert analysis.effective_sample_size(0.9) == pytest.approx(10.0)
+    np.testing.assert_allclose(analysis.effective_weights(0.5, 4), [1.0, 0.5, 0.25, 0.125])
+    assert analysis.terminal_velocity(0.1, 2.0, 0.9) == pytest.approx(2.0)
+    # under a constant gradient the step length tends to η‖g‖/(1 − β)
+    problem = polyak.Quadratic.diagonal([0.0, 0.0], c=[3.0, 4.0])
+    before = polyak.run(problem, polyak.Momentum(0.1, 0.9), [0.0, 0.0], 999)
+    after = polyak.run(problem, polyak.Momentum(0.1, 0.9), [0.0, 0.0], 1000)
+    assert np.linalg.norm(after.x - before.x) == pytest.approx(analysis.terminal_velocity(0.1, 5.0, 0.9), rel=1e-12)
+    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\)"):
+        analysis.effective_sample_size(1.0)
+
+
+CRITICAL_LR, CRITICAL_LAM = 0.3, 1.7
+CRITICAL_BETA = (1 - np.sqrt(CRITICAL_LR * CRITICAL_LAM)) ** 2
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        polyak.Momentum(0.5, 0.8),  # complex roots for most λ
+        polyak.Momentum(0.05, 0.1),  # real roots
+        polyak.Momentum(CRITICAL_LR, CRITICAL_BETA),  # a double root at λ = 1.7
+        polyak.Momentum(0.4, 0.5, nesterov=True),
+        polyak.Momentum(0.5, 0.8, convention="torch", dampening=0.3),
+        polyak.Momentum(0.5, 0.8, convention="mxnet"),
+        polyak.Momentum(0.5, 0.8, convention="goodfellow", nesterov=True),
+        polyak.GD(0.5),
+        polyak.GD(1.0),  # a zero root: λ = 1 converges in one step
+    ],
+)
+def test_exact_iterates_equal_run(rule):
+    lam = np.concatenate([RNG.uniform(0.1, 2.0, 10), [CRITICAL_LAM, 1.0, 0.0]])
+    c = RNG.normal(size=13)
+    x0, steps = RNG.normal(size=13), 700
+    problem = polyak.Quadratic.diagonal(lam, c)
+    ran, exact = polyak.run(problem, rule, x0, steps), analysis.exact_iterates(problem, rule, x0, steps)
+    scale = np.max(np.abs(ran.x))
+    np.testing.assert_allclose(exact.x, ran.x, rtol=1e-9, atol=1e-9 * scale)
+    if rule.has_velocity:
+        np.testing.assert_allclose(exact.velocity, ran.velocity, rtol=1e-9, atol=1e-9 * np.max(np.abs(ran.velocity)))
+    else:
+        assert exact.velocity is None
+
+
+def test_exact_iterates_dense_and_continuing():
+    Q = RNG.normal(size=(12, 12))
+    problem = polyak.Quadratic.dense(Q @ Q.T / 12 + 0.1 * np.eye(12), RNG.normal(size=(2, 12)))
+    rule = polyak.Momentum(np.array([0.3, 0.5]), np.array([0.7, 0.2]), convention="torch", dampening=0.1)
+    ran = polyak.run(problem, rule, np.ones(12), 400)
+    exact = analysis.exact_iterates(problem, rule, np.ones(12), 400)
+    np.testing.assert_allclose(exact.x, ran.x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(exact.velocity, ran.velocity, rtol=1e-9, atol=1e-12)
+    half = analysis.exact_iterates(problem, rule, np.ones(12), 150)
+    rest = analysis.exact_iterates(problem, rule, half.x, 250, v0=half.velocity)
+    np.testing.assert_allclose(rest.x, ran.x, rtol=1e-9, atol=1e-12)
+
+
+def test_exact_iterates_needs_a_constant_learning_rate():
+    with pytest.raises(ValueError, match="constant learning rate"):
+        analysis.exact_iterates(polyak.problems.ill_conditioned_2d(), polyak.GD(0.1, schedule=[1.0, 0.5]), [1.0, 1.0], 2)
+
+
+def test_eigendecompose():
+    Q = RNG.normal(size=(5, 5))
+    Q = Q @ Q.T
+    lam, rotation = analysis.eigendecompose(polyak.Quadratic.dense(Q))
+    np.testing.assert_allclose(rotation @ np.diag(lam) @ rotation.T, Q, atol=1e-12)
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(5), atol=1e-12)
+    lam, rotation = analysis.eigendecompose(polyak.problems.ill_conditioned_2d())
+    np.testing.assert_array_equal(lam, [0.2, 4.0])
+    np.testing.assert_array_equal(rotation, np.eye(2))

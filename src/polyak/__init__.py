@@ -10,7 +10,7 @@ of problems at once in typed Cython + OpenMP kernels; `polyak.reference` is thei
 [0.007188, 0.002553]
 """
 
-from polyak import problems, reference, rules
+from polyak import analysis, problems, reference, rules
 from polyak._config import __version__, show_config
 from polyak.problems import Quadratic
 from polyak.rules import GD, Momentum
@@ -22,6 +22,7 @@ __all__ = [
     "Quadratic",
     "RunResult",
     "__version__",
+    "analysis",
     "problems",
     "reference",
     "rules",

@@ -352,16 +352,19 @@ def _lucas(trace, det, steps):
     first, second = 0.5 * (trace - root), 0.5 * (trace + root)
     swap = np.abs(first) > np.abs(second)
     small, large = np.where(swap, second, first), np.where(swap, first, second)
-    zero = large == 0
-    large_safe = np.where(zero, 1.0, large)
-    delta = small / large_safe - 1
+    # d_T = μ₂ᵀ⁻¹ φ_T(δ), φ_T(δ) = ((1 + δ)ᵀ − 1)/δ with δ = μ₁/μ₂ − 1: φ = T at a double root
+    # (δ = 0) and 1 when μ₁ = 0 (δ = −1); both roots 0 (μ₂ = 0) leaves d_1 = 1, d_T = 0 after
+    both_zero = large == 0
+    delta = np.where(both_zero | (small == 0), 0.0, small / np.where(both_zero, 1.0, large) - 1)
+    plain = (delta == 0) | (small == 0)
 
     def divided_difference(t):
         if t == 0:
             return np.zeros(trace.shape)
-        tiny = np.abs(delta) < 1e-300
-        phi = np.where(tiny, t, np.expm1(t * np.log1p(np.where(tiny, 1.0, delta))) / np.where(tiny, 1.0, delta))
-        value = large_safe ** (t - 1) * phi
-        return np.where(zero, 1.0 if t == 1 else 0.0, value).real
+        safe = np.where(plain, 1.0, delta)
+        phi = np.where(delta == 0, t, np.expm1(t * np.log1p(safe)) / safe)
+        phi = np.where(small == 0, 1.0, phi)
+        value = np.where(both_zero, 1.0, large) ** (t - 1) * phi
+        return np.where(both_zero, 1.0 if t == 1 else 0.0, value).real
 
     return divided_difference(steps), divided_difference(steps - 1)
