@@ -3,8 +3,8 @@
     python benchmarks/report.py bench.json
 
 For each group: the median time of each implementation, its speedup over the first
-implementation of the group (the NumPy reference) and, where the benchmark says how many
-coordinate-steps it does, the rate in G coordinate-steps/s. All figures come from one run.
+implementation of the group and, where the benchmark says how much work it does, the rate
+(G coordinate-steps/s, or GFLOP/s of matrix products). All figures come from one run.
 """
 
 import json
@@ -24,14 +24,19 @@ def main(path):
     for group, benches in groups.items():
         baseline = benches[0]["stats"]["median"]
         print(f"### {group}\n")
-        print("| implementation | median (s) | speedup vs first row | G coordinate-steps/s |")
+        print("| implementation | median (s) | speedup vs first row | rate |")
         print("|---|---:|---:|---:|")
         for bench in benches:
             median = bench["stats"]["median"]
-            steps = bench.get("extra_info", {}).get("coordinate_steps")
-            rate = f"{steps / median / 1e9:.2f}" if steps else ""
+            info = bench.get("extra_info", {})
+            if "coordinate_steps" in info:
+                rate = f"{info['coordinate_steps'] / median / 1e9:.2f} G coordinate-steps/s"
+            elif "flops" in info:
+                rate = f"{info['flops'] / median / 1e9:.1f} GFLOP/s"
+            else:
+                rate = ""
             name = bench["param"] if bench.get("param") else bench["name"]
-            print(f"| {name} | {median:.4f} | {baseline / median:.1f}× | {rate} |")
+            print(f"| {name} | {median:.4f} | {baseline / median:.2f}× | {rate} |")
         print()
 
 

@@ -3,11 +3,13 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings
 
+import polyak
+
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("ci", parent=settings.get_profile("default"), max_examples=150)
-settings.register_profile("stress", parent=settings.get_profile("default"), max_examples=3000)
+settings.register_profile("stress", parent=settings.get_profile("default"), max_examples=3000, print_blob=True)
 # HYPOTHESIS_PROFILE=stress for a long search; CI (which sets CI=true) searches more than a quick local run
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
 
@@ -39,3 +41,125 @@ def literal_run(convention, lam, c, x0, lrs, beta, *, nesterov=False, dampening=
         else:
             raise ValueError(convention)
     return x, v
+
+
+def assert_close(actual, expected, growing, exact=None, scale=None):
+    """The kernel's `actual` against the reference's `expected`, relative to the problem's scale.
+
+    The scale is the largest magnitude in `expected`, at least 1 (inputs are O(1)), or the
+    given elementwise `scale`: an iterate passing near zero, or a loss that sums terms of
+    both signs, has a large relative error in any two orders of rounding.
+
+    `exact` is the reference run in higher precision (float64 for float32, long double for
+    float64). The kernel must be within 1e-12 (float64) or 5e-5 (float32) of the scale of
+    its twin, or else no further from `exact` than that plus four times its twin's own
+    error: over hundreds of steps near critical damping both drift from exact arithmetic by
+    more than that (seen: 8e-11 in float64, 6e-5 in float32), and what matters is that the
+    kernel is as accurate as its twin. (float32's 5e-5 is some 400 roundings: one order of
+    summation can lose that much more than another on a short, badly conditioned run; seen:
+    3.9e-5 against the twin's 5e-6, a dense problem with n = 7 and 128 Nesterov steps.)
+
+    A growing problem (it diverged, its iterates end 10× beyond where they started, or it is
+    unstable: see `unstable`) amplifies each rounding like its iterates; its relative error against exact arithmetic is
+    then itself large (seen: 1e-5 in float64 for kernel and reference alike, against long
+    double), so only float64 values are compared, to 1e-3 of the scale where both are finite
+    (one may overflow a step before the other).
+    """
+    if expected is None:
+        assert actual is None
+        return
+    assert actual.shape == expected.shape
+    if growing:
+        if actual.dtype == np.float32:
+            return
+        rtol, finite = 1e-3, np.isfinite(actual) & np.isfinite(expected)
+    else:
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+        finite = np.isfinite(expected)
+        rtol = 1e-12 if actual.dtype == np.float64 else 5e-5
+    if scale is None:
+        scale = np.max(np.abs(np.where(finite, expected, 0)), initial=1.0)
+    scale = np.maximum(np.broadcast_to(scale, actual.shape)[finite], 1.0)
+    actual, expected = actual[finite].astype(np.longdouble), expected[finite].astype(np.longdouble)
+    error = np.max(np.abs(actual - expected) / scale, initial=0.0)
+    if error <= rtol or growing:
+        assert error <= rtol, f"error {error:.3g} of the scale, allowed {rtol:g}"
+        return
+    exact = exact[finite].astype(np.longdouble)
+    own_error = np.max(np.abs(actual - exact) / scale, initial=0.0)
+    twin_error = np.max(np.abs(expected - exact) / scale, initial=0.0)
+    assert own_error <= rtol + 4 * twin_error, f"error {own_error:.3g} of the scale; the reference's {twin_error:.3g}"
+
+
+def loss_scale(problem, trajectory):
+    """|b| + Σᵢ |½xᵢ(Qx)ᵢ| + |cᵢxᵢ| at each recorded step: the magnitude the loss sums up, (B, K)."""
+    x = np.moveaxis(trajectory.astype(float), 0, 1)  # (B, K, n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if problem.kind == "diagonal":
+            curvature = problem.lam[:, None, :] * x
+        elif problem.shared:
+            curvature = x @ problem.Q
+        else:
+            curvature = np.einsum("bij,bkj->bki", problem.Q, x)
+        c = problem.c[:, None, :]
+        return np.abs(problem.b)[:, None] + np.sum(np.abs(0.5 * x * curvature) + np.abs(c * x), axis=2)
+
+
+def assert_records_stop_with_the_problem(result):
+    """Records after a problem's last step are NaN, and only those (records before it may be inf)."""
+    for p in range(result.x.shape[0]):
+        first_missing = result.steps_taken[p] // result.every + 1
+        for records in (result.loss, None if result.trajectory is None else np.moveaxis(result.trajectory, 0, 1)):
+            if records is not None:
+                assert np.all(np.isnan(records[p, first_missing:]))
+                if not result.diverged[p]:
+                    assert np.all(np.isfinite(records[p]))
+
+
+def unstable(problem, rule, steps):
+    """Per problem: does some step's iteration matrix have spectral radius > 1 for some eigenvalue?
+
+    Such a problem amplifies every rounding, even while it sits at its fixed point (where
+    the gradient rounds to exactly 0 in one order of evaluation and to 1e-8 in another).
+    """
+    if problem.kind == "diagonal":
+        lam = problem.lam.astype(float)
+    else:
+        lam = np.atleast_2d(polyak.analysis.eigendecompose(problem)[0]) * np.ones((problem.batch_size, 1))
+    schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
+    lr = np.broadcast_to(rule.lr, (problem.batch_size,))[:, None, None] * schedule[None, :, None]
+    beta = np.broadcast_to(rule.beta, (problem.batch_size,))[:, None, None]
+    radius = polyak.analysis.spectral_radius(lr * (1 - rule.dampening), beta, lam[:, None, :], nesterov=rule.nesterov)
+    return np.max(radius, axis=(1, 2)) > 1
+
+
+def check_against_reference(problem, rule, x0, steps, options):
+    """polyak.run's kernel against its NumPy twin on one case, with assert_close's criteria."""
+    kernel = polyak.run(problem, rule, x0, steps, **options)
+    reference = polyak.run(problem, rule, x0, steps, implementation="reference", **options)
+    with np.errstate(invalid="ignore"):
+        end = np.max(np.abs(reference.x), axis=1)
+    growing = reference.diverged | ~(end <= 10 * np.max(np.abs(x0), axis=1, initial=1.0))
+    growing |= unstable(problem, rule, steps)
+    # a float32 problem that grows may cross the divergence bound one check apart
+    settled = ~growing if options["dtype"] == np.float32 else slice(None)
+    np.testing.assert_array_equal(kernel.steps_taken[settled], reference.steps_taken[settled])
+    np.testing.assert_array_equal(kernel.diverged[settled], reference.diverged[settled])
+    assert_records_stop_with_the_problem(kernel)
+    states = polyak.run(problem, rule, x0, steps, implementation="reference", record="trajectory",
+                        every=options["every"], dtype=options["dtype"]).trajectory
+    scale = loss_scale(problem, states)
+    precise = np.float64 if options["dtype"] == np.float32 else np.longdouble
+    exact = polyak.run(problem, rule, x0, steps, implementation="reference", **{**options, "dtype": precise})
+
+    def pick(result, name, p):
+        if result is None or getattr(result, name) is None:
+            return None
+        values = getattr(result, name)
+        return values[:, p] if name == "trajectory" else values[p]
+
+    for p in range(problem.batch_size):
+        for name in ("x", "velocity", "loss", "trajectory"):
+            assert_close(pick(kernel, name, p), pick(reference, name, p), growing[p],
+                         exact=pick(exact, name, p), scale=scale[p] if name == "loss" else None)

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import polyak
+from conftest import check_against_reference
 
 RNG = np.random.default_rng(11)
 
@@ -108,22 +109,7 @@ def dense_runs(draw):
 
 @given(dense_runs())
 def test_dense_kernels_equal_the_reference(case):
-    problem, rule, x0, steps, options = case
-    kernel = polyak.run(problem, rule, x0, steps, **options)
-    reference = polyak.run(problem, rule, x0, steps, implementation="reference", **options)
-    with np.errstate(invalid="ignore"):
-        settled = ~reference.diverged & (np.max(np.abs(reference.x), axis=1) <= 10 * np.max(np.abs(x0), axis=1, initial=1.0))
-    np.testing.assert_array_equal(kernel.steps_taken[settled], reference.steps_taken[settled])
-    rtol = 1e-10 if options["dtype"] == np.float64 else 2e-4  # sums over n in other orders
-    for name in ("x", "velocity", "loss"):
-        k, r = getattr(kernel, name), getattr(reference, name)
-        if r is None:
-            assert k is None
-            continue
-        scale = np.max(np.abs(np.where(np.isfinite(r), r, 0)), axis=1, initial=1.0)[:, None]
-        np.testing.assert_array_equal(np.isnan(k[settled]), np.isnan(r[settled]))
-        error = np.abs(k[settled].astype(float) - r[settled].astype(float)) / scale[settled]
-        assert np.all(error[np.isfinite(error)] <= rtol)
+    check_against_reference(*case)
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import polyak
+from conftest import check_against_reference
 from polyak._kernels import _diagonal
 
 FORMS = [
@@ -41,101 +42,9 @@ def runs(draw):
     return problem, rule, x0, steps, dict(record=record, every=every, dtype=dtype)
 
 
-def assert_close(actual, expected, growing, exact=None, scale=None):
-    """The kernel's `actual` against the reference's `expected`, relative to the problem's scale.
-
-    The scale is the largest magnitude in `expected`, at least 1 (inputs are O(1)), or the
-    given elementwise `scale`: an iterate passing near zero, or a loss that sums terms of
-    both signs, has a large relative error in any two orders of rounding.
-
-    `exact` is the reference run in higher precision (float64 for float32, long double for
-    float64). The kernel must be within 1e-12 (float64) or 1e-5 (float32) of the scale of
-    its twin, or else no further from `exact` than 1e-12 / 1e-5 plus four times its twin's
-    own error: over hundreds of steps near critical damping both drift from exact arithmetic
-    by more than that (seen: 8e-11 in float64, 6e-5 in float32), and what matters is that the
-    kernel is as accurate as its twin.
-
-    A growing problem (it diverged, or its iterates end 10× beyond where they started)
-    amplifies each rounding like its iterates; its relative error against exact arithmetic is
-    then itself large (seen: 1e-5 in float64 for kernel and reference alike, against long
-    double), so only float64 values are compared, to 1e-3 of the scale where both are finite
-    (one may overflow a step before the other).
-    """
-    if expected is None:
-        assert actual is None
-        return
-    assert actual.shape == expected.shape
-    if growing:
-        if actual.dtype == np.float32:
-            return
-        rtol, finite = 1e-3, np.isfinite(actual) & np.isfinite(expected)
-    else:
-        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-        np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
-        finite = np.isfinite(expected)
-        rtol = 1e-12 if actual.dtype == np.float64 else 1e-5
-    if scale is None:
-        scale = np.max(np.abs(np.where(finite, expected, 0)), initial=1.0)
-    scale = np.maximum(np.broadcast_to(scale, actual.shape)[finite], 1.0)
-    actual, expected = actual[finite].astype(np.longdouble), expected[finite].astype(np.longdouble)
-    error = np.max(np.abs(actual - expected) / scale, initial=0.0)
-    if error <= rtol or growing:
-        assert error <= rtol, f"error {error:.3g} of the scale, allowed {rtol:g}"
-        return
-    exact = exact[finite].astype(np.longdouble)
-    own_error = np.max(np.abs(actual - exact) / scale, initial=0.0)
-    twin_error = np.max(np.abs(expected - exact) / scale, initial=0.0)
-    assert own_error <= rtol + 4 * twin_error, f"error {own_error:.3g} of the scale; the reference's {twin_error:.3g}"
-
-
-def assert_records_stop_with_the_problem(result):
-    """Records after a problem's last step are NaN, and only those (records before it may be inf)."""
-    for p in range(result.x.shape[0]):
-        first_missing = result.steps_taken[p] // result.every + 1
-        for records in (result.loss, None if result.trajectory is None else np.moveaxis(result.trajectory, 0, 1)):
-            if records is not None:
-                assert np.all(np.isnan(records[p, first_missing:]))
-                if not result.diverged[p]:
-                    assert np.all(np.isfinite(records[p]))
-
-
-def loss_scale(problem, trajectory):
-    """|b| + Σᵢ |½λᵢxᵢ²| + |cᵢxᵢ| at each recorded step: the magnitude the loss sums up, (B, K)."""
-    x = np.moveaxis(trajectory.astype(float), 0, 1)
-    lam, c = problem.lam[:, None, :], problem.c[:, None, :]
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.abs(problem.b)[:, None] + np.sum(np.abs(0.5 * lam * x * x) + np.abs(c * x), axis=2)
-
-
 @given(runs())
 def test_kernel_equals_reference(case):
-    problem, rule, x0, steps, options = case
-    kernel = polyak.run(problem, rule, x0, steps, **options)
-    reference = polyak.run(problem, rule, x0, steps, implementation="reference", **options)
-    with np.errstate(invalid="ignore"):
-        end = np.max(np.abs(reference.x), axis=1)
-    growing = reference.diverged | ~(end <= 10 * np.max(np.abs(x0), axis=1, initial=1.0))
-    # a float32 problem that grows may cross the divergence bound one check apart
-    settled = ~growing if options["dtype"] == np.float32 else slice(None)
-    np.testing.assert_array_equal(kernel.steps_taken[settled], reference.steps_taken[settled])
-    np.testing.assert_array_equal(kernel.diverged[settled], reference.diverged[settled])
-    assert_records_stop_with_the_problem(kernel)
-    states = polyak.run(problem, rule, x0, steps, implementation="reference", record="trajectory",
-                        every=options["every"], dtype=options["dtype"]).trajectory
-    scale = loss_scale(problem, states)
-    precise = np.float64 if options["dtype"] == np.float32 else np.longdouble
-    exact = polyak.run(problem, rule, x0, steps, implementation="reference", **{**options, "dtype": precise})
-
-    def pick(result, name, p):
-        if result is None or getattr(result, name) is None:
-            return None
-        values = getattr(result, name)
-        return values[:, p] if name == "trajectory" else values[p]
-
-    for p in range(problem.batch_size):
-        for name in ("x", "velocity", "loss", "trajectory"):
-            assert_close(pick(kernel, name, p), pick(reference, name, p), growing[p],
-                         exact=pick(exact, name, p), scale=scale[p] if name == "loss" else None)
+    check_against_reference(*case)
 
 
 @given(runs())

@@ -25,18 +25,17 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 from polyak._kernels._common cimport CHECK_EVERY, step_constants, within
 
 
-cdef inline void _product(const floating* Q, const floating* x, floating* g, int n,
-                          int rows) noexcept nogil:
-    # g[:rows] = x[:rows] @ Q   (row-major, Q symmetric; in BLAS's column-major terms gᵀ = Q xᵀ)
+cdef inline void _product(const floating* Q, const floating* x, floating* g, int n, int rows,
+                          floating scale, floating keep) noexcept nogil:
+    # g[:rows] = scale * x[:rows] @ Q + keep * g[:rows]   (row-major, Q symmetric; in BLAS's
+    # column-major terms gᵀ = scale Q xᵀ + keep gᵀ)
     cdef char no_transpose = b"N"
-    cdef floating one = 1
-    cdef floating zero = 0
     if floating is double:
-        dgemm(&no_transpose, &no_transpose, &n, &rows, &n, &one, <double*>Q, &n, <double*>x, &n,
-              &zero, g, &n)
+        dgemm(&no_transpose, &no_transpose, &n, &rows, &n, &scale, <double*>Q, &n, <double*>x,
+              &n, &keep, g, &n)
     else:
-        sgemm(&no_transpose, &no_transpose, &n, &rows, &n, &one, <float*>Q, &n, <float*>x, &n,
-              &zero, g, &n)
+        sgemm(&no_transpose, &no_transpose, &n, &rows, &n, &scale, <float*>Q, &n, <float*>x,
+              &n, &keep, g, &n)
 
 
 cdef inline void _matvec(const floating* Q, const floating* x, floating* g,
@@ -154,7 +153,7 @@ cdef void _run_block(const floating* Q, const floating* c, const floating* b, fl
         if t == steps and not record_now:
             break
         if t < steps or loss != NULL:
-            _product(Q, x, g, <int>n, <int>rows)
+            _product(Q, x, g, <int>n, <int>rows, 1, 0)
         for p in range(rows):
             if steps_taken[p] < t:  # stopped before this step
                 continue
@@ -175,6 +174,69 @@ cdef void _run_block(const floating* Q, const floating* c, const floating* b, fl
                              steps_taken[p] // every + 1, records, stride, n)
 
 
+cdef void _run_block_fused(const floating* Q, const floating* c, floating* x, floating* u,
+                           floating* w, Py_ssize_t rows, Py_ssize_t n, floating lr,
+                           const floating* lr_rows, const floating* beta,
+                           const floating* schedule, Py_ssize_t schedule_stride,
+                           Py_ssize_t steps, bint lr_inside, floating dampening,
+                           bint first_step_undamped, Py_ssize_t every, floating bound,
+                           floating* trajectory, Py_ssize_t stride, int64_t* steps_taken,
+                           unsigned char* diverged, bint has_c) noexcept nogil:
+    # _run_block without nesterov or a loss to record, when a_t is the same for every
+    # problem: the BLAS product also makes the new velocity,
+    #     w = a_t x @ Q + w   with   w = beta*u_t + a_t*c   (so w = u_{t+1}),
+    # which saves the pass that zeroes the product and one array of the update's traffic.
+    # `lr` is the learning rate of every problem when it sits inside the velocity.
+    cdef Py_ssize_t p, i, t
+    cdef floating a, k, e, k_next, e_next
+    cdef floating a_next = 0
+    cdef floating* row
+    for p in range(rows):
+        steps_taken[p] = steps
+        diverged[p] = False
+        if trajectory != NULL:
+            for i in range(n):
+                trajectory[p * n + i] = x[p * n + i]
+    if steps == 0:
+        return
+    step_constants(lr, beta[0], schedule[0], True, lr_inside, False, dampening,
+                   first_step_undamped, &a, &k, &e)
+    for p in range(rows):
+        for i in range(n):
+            w[p * n + i] = beta[p] * u[p * n + i] + (a * c[p * n + i] if has_c else 0)
+    for t in range(steps):
+        _product(Q, x, w, <int>n, <int>rows, a, 1)
+        if t + 1 < steps:
+            step_constants(lr, beta[0], schedule[(t + 1) * schedule_stride], False, lr_inside,
+                           False, dampening, first_step_undamped, &a_next, &k_next, &e_next)
+        for p in range(rows):
+            if diverged[p]:
+                continue
+            row = w + p * n
+            if not lr_inside:  # k = eta_t of this problem
+                step_constants(lr_rows[p], beta[p], schedule[t * schedule_stride], t == 0,
+                               False, False, dampening, first_step_undamped, &a, &k, &e)
+            for i in range(n):
+                x[p * n + i] = x[p * n + i] - k * row[i]
+            if trajectory != NULL and (t + 1) % every == 0:
+                for i in range(n):
+                    trajectory[((t + 1) // every) * stride + p * n + i] = x[p * n + i]
+            if ((t + 1) % CHECK_EVERY == 0 or t + 1 == steps) and not within(x + p * n, n, bound):
+                diverged[p] = True
+                steps_taken[p] = t + 1
+            if diverged[p] or t + 1 == steps:
+                for i in range(n):
+                    u[p * n + i] = row[i]
+            else:
+                for i in range(n):
+                    row[i] = beta[p] * row[i] + (a_next * c[p * n + i] if has_c else 0)
+        a = a_next
+    for p in range(rows):
+        if diverged[p]:
+            _mark_unrecorded(<floating*>NULL, trajectory + p * n if trajectory != NULL else NULL,
+                             steps_taken[p] // every + 1, steps // every + 1, stride, n)
+
+
 def run_dense_shared(const floating[:, ::1] Q, const floating[:, ::1] c, const floating[::1] b,
                      floating[:, ::1] x, floating[:, ::1] u, floating[:, ::1] g,
                      const floating[::1] lr, const floating[::1] beta,
@@ -191,16 +253,27 @@ def run_dense_shared(const floating[:, ::1] Q, const floating[:, ::1] c, const f
     2 cores, B = n = 512: cutting the batch into one block per OpenMP thread, each calling
     the BLAS, ran at 55–73 % of the rate of the BLAS product alone; one block, 83–99 %.)
     """
-    cdef Py_ssize_t B = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t p, B = x.shape[0], n = x.shape[1]
     cdef Py_ssize_t schedule_stride = 0 if schedule.shape[0] == 1 else 1
     cdef bint has_c = not within(&c[0, 0], B * n, 0)
+    cdef bint same_a = True  # a_t is the same for every problem (it holds lr only inside)
+    if lr_inside:
+        for p in range(B):
+            same_a = same_a and lr[p] == lr[0]
     with nogil:
-        _run_block(&Q[0, 0], &c[0, 0], &b[0], &x[0, 0], &u[0, 0], &g[0, 0], B, n, &lr[0],
-                   &beta[0], &schedule[0], schedule_stride, steps, lr_inside, nesterov,
-                   dampening, first_step_undamped, every, bound,
-                   &loss[0, 0] if loss.shape[1] > 0 else NULL, steps // every + 1,
-                   &trajectory[0, 0, 0] if trajectory.shape[0] > 0 else NULL, B * n,
-                   &steps_taken[0], &diverged[0], has_c)
+        if same_a and not nesterov and loss.shape[1] == 0:
+            _run_block_fused(&Q[0, 0], &c[0, 0], &x[0, 0], &u[0, 0], &g[0, 0], B, n, lr[0],
+                             &lr[0], &beta[0], &schedule[0], schedule_stride, steps, lr_inside,
+                             dampening, first_step_undamped, every, bound,
+                             &trajectory[0, 0, 0] if trajectory.shape[0] > 0 else NULL, B * n,
+                             &steps_taken[0], &diverged[0], has_c)
+        else:
+            _run_block(&Q[0, 0], &c[0, 0], &b[0], &x[0, 0], &u[0, 0], &g[0, 0], B, n, &lr[0],
+                       &beta[0], &schedule[0], schedule_stride, steps, lr_inside, nesterov,
+                       dampening, first_step_undamped, every, bound,
+                       &loss[0, 0] if loss.shape[1] > 0 else NULL, steps // every + 1,
+                       &trajectory[0, 0, 0] if trajectory.shape[0] > 0 else NULL, B * n,
+                       &steps_taken[0], &diverged[0], has_c)
 
 
 cdef int64_t _run_dense_problem(const floating* Q, const floating* c, floating b,
@@ -216,19 +289,21 @@ cdef int64_t _run_dense_problem(const floating* Q, const floating* c, floating b
     cdef bint recording = loss != NULL or trajectory != NULL
     cdef bint has_c = not within(c, n, 0)
     diverged[0] = False
+    cdef Py_ssize_t stop = steps
     for t in range(steps + 1):
         if t < steps or (recording and t % every == 0):
             _matvec(Q, x, g, n)
         if recording and t % every == 0:
             _record(loss, trajectory, t // every, stride, x, g, c, b, n)
-        if t == steps:
+        if t == stop:
             break
         if _step_row(x, u, g, c, n, lr, beta, schedule[t * schedule_stride], t, steps,
                      lr_inside, nesterov, dampening, first_step_undamped, bound, has_c):
             diverged[0] = True
-            _mark_unrecorded(loss, trajectory, (t + 1) // every + 1, records, stride, n)
-            return t + 1
-    return steps
+            stop = t + 1  # the loop goes once more, to record step t + 1 if that is a record
+    if diverged[0]:
+        _mark_unrecorded(loss, trajectory, stop // every + 1, records, stride, n)
+    return stop
 
 
 def run_dense_batched(const floating[:, :, ::1] Q, const floating[:, ::1] c,
