@@ -24,7 +24,7 @@ def main(path):
     for group, benches in groups.items():
         baseline = benches[0]["stats"]["median"]
         print(f"### {group}\n")
-        print("| implementation | median (s) | speedup vs first row | rate |")
+        print("| implementation | median | speedup vs first row | rate |")
         print("|---|---:|---:|---:|")
         for bench in benches:
             median = bench["stats"]["median"]
@@ -36,8 +36,12 @@ def main(path):
             else:
                 rate = ""
             name = bench["param"] if bench.get("param") else bench["name"]
-            print(f"| {name} | {median:.4f} | {baseline / median:.2f}× | {rate} |")
+            print(f"| {name} | {_seconds(median)} | {baseline / median:.2f}× | {rate} |")
         print()
+
+
+def _seconds(value):
+    return f"{value:.3f} s" if value >= 1 else f"{value * 1e3:.3g} ms"
 
 
 if __name__ == "__main__":

@@ -60,13 +60,13 @@ def eigendecompose(problem):
     """(λ, O) with Q = O diag(λ) Oᵀ, by ``scipy.linalg.eigh``; λ ascending, O orthogonal.
 
     Shapes follow the problem: λ (n,) or (B, n); O (n, n) or (B, n, n) (for a dense Q shared
-    by a batch, one decomposition). A diagonal problem gives its λ and the identity.
+    by a batch, one decomposition). A diagonal problem gives its λ and the identity (n, n).
     """
     if not isinstance(problem, Quadratic):
         raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
     if problem.kind == "diagonal":
         lam = problem.lam if problem.batched else problem.lam[0]
-        return lam.copy(), np.broadcast_to(np.eye(problem.dim), lam.shape + (problem.dim,)).copy()
+        return lam.copy(), np.eye(problem.dim, dtype=problem.dtype)
     Q = problem.Q
     if Q.ndim == 2:
         return scipy.linalg.eigh(Q)
@@ -291,20 +291,26 @@ def exact_iterates(problem, rule, x0, steps, v0=None):
         raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
     steps = as_int(steps, "steps", minimum=0)
     canonical = _canonical(rule, columns=True)
-    lam, rotation = eigendecompose(problem)
+    if problem.kind == "diagonal":
+        lam, rotation = problem.lam, None  # already the eigenbasis
+    else:
+        lam, rotation = eigendecompose(problem)
     lam = np.atleast_2d(lam)
     B = max(lam.shape[0], rule.batch_length or 1)
     n = problem.dim
-    rotation = np.broadcast_to(rotation, (lam.shape[0], n, n)) if rotation.ndim == 3 else rotation
     x0 = np.broadcast_to(np.asarray(finite_real_array(x0, "x0"), dtype=np.float64), (B, n))
     u0 = np.zeros((B, n)) if v0 is None else canonical.velocity_sign * np.broadcast_to(
         np.asarray(finite_real_array(v0, "v0"), dtype=np.float64), (B, n))
     c = np.broadcast_to(problem.c.astype(np.float64), (B, n))
 
     def to_eigenbasis(v):
+        if rotation is None:
+            return v
         return v @ rotation if rotation.ndim == 2 else np.einsum("bi,bij->bj", v, rotation)
 
     def from_eigenbasis(v):
+        if rotation is None:
+            return v
         return v @ rotation.T if rotation.ndim == 2 else np.einsum("bj,bij->bi", v, rotation)
 
     z, u, cz = to_eigenbasis(x0), to_eigenbasis(u0), to_eigenbasis(c)
@@ -358,13 +364,16 @@ def _lucas(trace, det, steps):
     delta = np.where(both_zero | (small == 0), 0.0, small / np.where(both_zero, 1.0, large) - 1)
     plain = (delta == 0) | (small == 0)
 
+    safe = np.where(plain, 1.0, delta)
+    log_ratio = np.log1p(safe)  # log(μ₁/μ₂), computed once for both T and T − 1
+    log_large = np.log(np.where(both_zero, 1.0, large))
+
     def divided_difference(t):
         if t == 0:
             return np.zeros(trace.shape)
-        safe = np.where(plain, 1.0, delta)
-        phi = np.where(delta == 0, t, np.expm1(t * np.log1p(safe)) / safe)
+        phi = np.where(delta == 0, t, np.expm1(t * log_ratio) / safe)
         phi = np.where(small == 0, 1.0, phi)
-        value = np.where(both_zero, 1.0, large) ** (t - 1) * phi
+        value = np.exp((t - 1) * log_large) * phi
         return np.where(both_zero, 1.0 if t == 1 else 0.0, value).real
 
     return divided_difference(steps), divided_difference(steps - 1)
