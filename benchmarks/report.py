@@ -35,6 +35,8 @@ def main(path):
                 rate = f"{info['flops'] / median / 1e9:.1f} GFLOP/s"
             else:
                 rate = ""
+            if "fraction_of_blas_rate" in info:
+                rate += f"; {info['fraction_of_blas_rate']:.2f} of the BLAS rate, interleaved"
             name = bench["param"] if bench.get("param") else bench["name"]
             print(f"| {name} | {_seconds(median)} | {baseline / median:.2f}× | {rate} |")
         print()
