@@ -152,6 +152,15 @@ def test_exact_iterates_dense_and_continuing():
     np.testing.assert_allclose(rest.x, ran.x, rtol=1e-9, atol=1e-12)
 
 
+def test_exact_iterates_shared_q_batch_with_scalar_hyperparameters():
+    Q = RNG.normal(size=(6, 6))
+    problem = polyak.Quadratic.dense(Q @ Q.T / 6 + 0.2 * np.eye(6), RNG.normal(size=(4, 6)))
+    rule = polyak.Momentum(0.3, 0.6)
+    exact = analysis.exact_iterates(problem, rule, np.zeros(6), 300)
+    assert exact.x.shape == (4, 6)
+    np.testing.assert_allclose(exact.x, polyak.run(problem, rule, np.zeros(6), 300).x, rtol=1e-9, atol=1e-12)
+
+
 def test_exact_iterates_needs_a_constant_learning_rate():
     with pytest.raises(ValueError, match="constant learning rate"):
         analysis.exact_iterates(polyak.problems.ill_conditioned_2d(), polyak.GD(0.1, schedule=[1.0, 0.5]), [1.0, 1.0], 2)

@@ -285,7 +285,8 @@ def exact_iterates(problem, rule, x0, steps, v0=None):
     μ₂ᵀ⁻¹ · expm1(T·log1p(δ))/δ with δ = μ₁/μ₂ − 1 (|μ₂| >= |μ₁|), which is exact at a double
     root (d_T = T μᵀ⁻¹) and stable near one. Coordinates with λ = 0 (a constant gradient) use
     the geometric sums. Torch's undamped first step is taken explicitly. Needs a constant
-    learning rate; any convention; diagonal or dense problems.
+    learning rate; any convention; diagonal or dense problems. Where the iteration diverges
+    the result overflows to inf or NaN, as a run would.
     """
     if not isinstance(problem, Quadratic):
         raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
@@ -296,7 +297,7 @@ def exact_iterates(problem, rule, x0, steps, v0=None):
     else:
         lam, rotation = eigendecompose(problem)
     lam = np.atleast_2d(lam)
-    B = max(lam.shape[0], rule.batch_length or 1)
+    B = max(problem.batch_size, rule.batch_length or 1)
     n = problem.dim
     x0 = np.broadcast_to(np.asarray(finite_real_array(x0, "x0"), dtype=np.float64), (B, n))
     u0 = np.zeros((B, n)) if v0 is None else canonical.velocity_sign * np.broadcast_to(
@@ -325,6 +326,7 @@ def exact_iterates(problem, rule, x0, steps, v0=None):
     return ExactIterate(x, None if isinstance(rule, GD) else velocity)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # a diverging iteration overflows: a result
 def _advance_closed_form(canonical, lam, c, z, u, steps, a=None):
     """`steps` steps of the canonical update on each eigen-coordinate, in closed form."""
     a = canonical.a if a is None else a
