@@ -115,15 +115,14 @@ def _canonical(rule, columns):
     lr, beta = rule.lr, rule.beta
     if columns:
         lr, beta = (v[:, None] if v.ndim else v for v in (lr, beta))
-    lr_inside = rule.convention in ("mxnet", "goodfellow")
-    if lr_inside:
+    if rule.lr_inside_velocity:
         a, k = lr, (beta if rule.nesterov else np.ones_like(lr))
     else:
         a = np.full_like(lr, 1.0 - rule.dampening)
         k = beta * lr if rule.nesterov else lr
     e = lr if rule.nesterov else np.zeros_like(lr)
-    first_a = np.ones_like(lr) if rule.convention == "torch" else a
-    return _Canonical(beta, a, k, e, first_a, -1.0 if rule.convention == "goodfellow" else 1.0)
+    first_a = np.ones_like(lr) if rule.undamped_first_step else a
+    return _Canonical(beta, a, k, e, first_a, rule.velocity_sign)
 
 
 def _trace_det(canonical, lam, a=None):

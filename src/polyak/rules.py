@@ -136,6 +136,21 @@ class _Rule:
     def has_velocity(self):
         return True
 
+    @property
+    def lr_inside_velocity(self):
+        """True for the conventions whose velocity carries the learning rate (mxnet, goodfellow)."""
+        return self.convention in _LR_INSIDE_VELOCITY
+
+    @property
+    def velocity_sign(self):
+        """The rule's velocity is this times the canonical u (−1: Goodfellow's v = −u)."""
+        return -1.0 if self.convention == "goodfellow" else 1.0
+
+    @property
+    def undamped_first_step(self):
+        """True when a fresh run's first step takes the whole gradient (torch's b₁ = g₁)."""
+        return self.convention == "torch"
+
     def _resolve(self, batch_size, steps, dtype, continuing):
         """The canonical kernel parameters for `batch_size` problems and `steps` steps."""
         per_problem = []
@@ -154,11 +169,11 @@ class _Rule:
             lr=per_problem[0],
             beta=per_problem[1],
             schedule=schedule,
-            lr_inside=self.convention in _LR_INSIDE_VELOCITY,
+            lr_inside=self.lr_inside_velocity,
             nesterov=self.nesterov,
             dampening=self.dampening,
-            first_step_undamped=self.convention == "torch" and not continuing,
-            velocity_sign=-1.0 if self.convention == "goodfellow" else 1.0,
+            first_step_undamped=self.undamped_first_step and not continuing,
+            velocity_sign=self.velocity_sign,
         )
 
 
