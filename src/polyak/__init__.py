@@ -10,7 +10,7 @@ of problems at once in typed Cython + OpenMP kernels; `polyak.reference` is thei
 [0.007188, 0.002553]
 """
 
-from polyak import analysis, problems, reference, rules
+from polyak import analysis, data, optim, problems, reference, rules, train
 from polyak._config import __version__, show_config
 from polyak.problems import Quadratic
 from polyak.rules import GD, Momentum
@@ -23,9 +23,12 @@ __all__ = [
     "RunResult",
     "__version__",
     "analysis",
+    "data",
+    "optim",
     "problems",
     "reference",
     "rules",
     "run",
     "show_config",
+    "train",
 ]

@@ -7,7 +7,7 @@ twin on random inputs, and the benchmarks time one against the other.
 
 import numpy as np
 
-__all__ = ["run_diagonal", "run_dense", "CHECK_EVERY"]
+__all__ = ["run_diagonal", "run_dense", "sgd_step", "train_linear", "CHECK_EVERY"]
 
 #: Divergence is checked after every step that is a multiple of this, and after the last.
 CHECK_EVERY = 128
@@ -112,3 +112,61 @@ def _run(curvature, c, b, x, u, lr, beta, schedule, steps, lr_inside, nesterov, 
             loss[p, first_missing:] = np.nan
         if record_trajectory:
             trajectory[first_missing:, p] = np.nan
+
+
+def sgd_step(param, grad, buf, sign, decay, decoupled, beta, a, k, e, momentum, first, nesterov, n_threads):
+    """One fused optimizer step on flat arrays, in place (twin of ``_kernels._sgd.sgd_step``)::
+
+        g = sign·grad + decay·param            (coupled weight decay)
+        param ← param − decoupled·param        (Keras' decoupled weight decay, lr·wd)
+        u = g (first, torch) or β·buf + a·g;  buf ← u          (with momentum)
+        param ← param − k·u − e·g  (momentum)  or  param − k·g  (without)
+
+    `n_threads` is accepted for the kernel's signature and ignored.
+    """
+    del n_threads
+    g = sign * grad + decay * param
+    param -= decoupled * param
+    if not momentum:
+        param -= k * g
+        return
+    buf[...] = g if first else beta * buf + a * g
+    param -= k * buf
+    if nesterov:
+        param -= e * g
+
+
+def train_linear(X, y, order, w, b, uw, ub, lr, beta, lr_inside, nesterov, batch_size, record_every,
+                 loss, n_threads):
+    """Minibatch SGD with momentum on linear regression, C configurations, in place.
+
+    Twin of ``_kernels._train.train_linear``: per epoch e and minibatch of ``order[e]``, the
+    gradient of mean ½(x·w + b − y)² over the batch, then the canonical update
+    u = β u + a g, p ← p − k u − e g on (w, b) (a, k, e from lr, β, lr_inside, nesterov as in
+    `run_diagonal`); after each minibatch that makes the examples seen a multiple of
+    `record_every`, the next column of `loss` gets the mean ½(x·w + b − y)² over all of X.
+    """
+    del n_threads
+    N = X.shape[0]
+    lr, beta = lr[:, None], beta[:, None]           # one row per configuration
+    one = np.ones_like(lr)
+    a = lr if lr_inside else one
+    k = (beta if lr_inside else beta * lr) if nesterov else (one if lr_inside else lr)
+    e = lr if nesterov else 0 * lr
+    b, ub = b[:, None], ub[:, None]                 # views: (C, 1) columns
+    seen, records = 0, 0
+    for epoch_order in order:
+        for start in range(0, N, batch_size):
+            batch = epoch_order[start:start + batch_size]
+            residual = w @ X[batch].T + b - y[batch]        # (C, m)
+            grad_w = residual @ X[batch] / len(batch)        # (C, d)
+            grad_b = residual.sum(axis=1, keepdims=True) / len(batch)
+            uw[...] = beta * uw + a * grad_w
+            ub[...] = beta * ub + a * grad_b
+            w -= k * uw + e * grad_w
+            b -= k * ub + e * grad_b
+            seen += len(batch)
+            if seen % record_every == 0:
+                residual = w @ X.T + b - y
+                loss[:, records] = X.dtype.type(0.5) * np.mean(residual * residual, axis=1)
+                records += 1

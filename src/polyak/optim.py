@@ -1,0 +1,224 @@
+"""`SGD`: an optimizer step over NumPy arrays, PyTorch's `torch.optim.SGD` to the letter.
+
+With convention "torch" (the default) one step does, for each parameter p with gradient g
+(all hyperparameters as they are at that step)::
+
+    g ← −g                           if maximize
+    g ← g + weight_decay · p         if weight_decay ≠ 0
+    if momentum ≠ 0:
+        b ← g                        on the first step (no buffer yet: no dampening)
+        b ← momentum · b + (1 − dampening) · g       afterwards
+        g ← g + momentum · b         if nesterov, else g ← b
+    p ← p − lr · g
+
+The other conventions (see polyak.rules): "d2l" v ← μv + g, p ← p − lr·v (nesterov: PyTorch's
+form); "mxnet" v ← μv + lr·g, p ← p − v; "goodfellow"/"keras" m ← μm − lr·g, p ← p + m
+(nesterov: p ← p + μm − lr·g) with Keras' decoupled weight decay p ← p − lr·weight_decay·p
+before the step. "d2l" and "mxnet" add weight decay to the gradient, as "torch" does.
+
+Each step is one fused pass per array (typed Cython; parallel over elements for large arrays),
+with no temporaries. NaN or infinite gradients are not checked: they propagate into the
+parameters and buffers exactly as in PyTorch.
+"""
+
+import numbers
+
+import numpy as np
+
+from polyak._config import resolve_threads
+from polyak.rules import CONVENTIONS
+
+__all__ = ["SGD"]
+
+_HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
+def _check(settings, convention):
+    """PyTorch's argument checks, plus those of the other conventions; ValueError/TypeError."""
+    for name in ("lr", "momentum", "dampening", "weight_decay"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number; got {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite; got {value}")
+    for name in ("nesterov", "maximize"):
+        if not isinstance(settings[name], (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False; got {settings[name]!r}")
+    if settings["lr"] < 0:
+        raise ValueError(f"Invalid learning rate: {settings['lr']} (must be >= 0)")
+    if settings["momentum"] < 0:
+        raise ValueError(f"Invalid momentum value: {settings['momentum']} (must be >= 0)")
+    if settings["weight_decay"] < 0:
+        raise ValueError(f"Invalid weight_decay value: {settings['weight_decay']} (must be >= 0)")
+    if settings["nesterov"] and (settings["momentum"] <= 0 or settings["dampening"] != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    if settings["dampening"] != 0 and convention != "torch":
+        raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
+    if settings["nesterov"] and convention == "mxnet":
+        raise ValueError("convention='mxnet' has no nesterov form here (see polyak.rules); use 'goodfellow'")
+
+
+class SGD:
+    """Stochastic gradient descent with momentum over a list of NumPy arrays, updated in place.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        float32 or float64 arrays, writeable and contiguous (C or Fortran order).
+    lr, momentum, dampening, weight_decay : float
+        As in ``torch.optim.SGD`` (lr, momentum, weight_decay >= 0); dampening only with
+        convention "torch".
+    nesterov, maximize : bool
+        As in ``torch.optim.SGD``.
+    convention : str
+        "torch" (default), "d2l", "mxnet", "goodfellow" or "keras"; see the module docstring.
+    n_threads : int, optional
+        Threads for large arrays; the OpenMP default when None.
+
+    The hyperparameters are attributes and may change between steps (each assignment is
+    checked like the constructor's arguments); ``state_dict`` / ``load_state_dict`` save and
+    restore the momentum buffers and hyperparameters exactly.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 *, maximize=False, convention="torch", n_threads=None):
+        if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
+        object.__setattr__(self, "convention", CONVENTIONS[convention.lower()])
+        settings = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        _check(settings, self.convention)
+        object.__setattr__(self, "_settings", settings)
+        if isinstance(params, np.ndarray) or not hasattr(params, "__iter__"):
+            raise TypeError("params must be a list of NumPy arrays (not one array)")
+        params = list(params)
+        if not params:
+            raise ValueError("params is empty: give at least one array")
+        for i, param in enumerate(params):
+            _check_param(param, i)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "_buffers", [None] * len(params))
+        object.__setattr__(self, "steps", 0)
+        object.__setattr__(self, "n_threads", resolve_threads(n_threads))
+
+    def __getattr__(self, name):
+        if name in _HYPERPARAMETERS:
+            return self._settings[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name not in _HYPERPARAMETERS:
+            raise AttributeError(f"{name} cannot be set; the hyperparameters can: {', '.join(_HYPERPARAMETERS)}")
+        settings = {**self._settings, name: value}
+        _check(settings, self.convention)
+        self._settings[name] = value
+
+    def __repr__(self):
+        settings = ", ".join(f"{k}={v}" for k, v in self._settings.items())
+        return f"SGD({len(self.params)} arrays, {settings}, convention={self.convention!r})"
+
+    def step(self, grads):
+        """Apply one update with `grads` (one array per parameter, same shape and dtype).
+
+        Every gradient is checked before any parameter changes: a bad one leaves all of them
+        (and the buffers) as they were.
+        """
+        from polyak._kernels._sgd import sgd_step  # noqa: PLC0415
+
+        flat = self._flat_gradients(grads)
+        s = self._settings
+        lr, mu = s["lr"], s["momentum"]
+        lr_inside = self.convention in ("mxnet", "goodfellow")
+        decoupled = lr * s["weight_decay"] if self.convention == "goodfellow" else 0.0
+        decay = 0.0 if self.convention == "goodfellow" else s["weight_decay"]
+        if mu == 0:
+            a, k, e = 0.0, lr, 0.0
+        elif lr_inside:
+            a, k, e = lr, (mu if s["nesterov"] else 1.0), (lr if s["nesterov"] else 0.0)
+        else:
+            a, k, e = 1.0 - s["dampening"], (lr * mu if s["nesterov"] else lr), (lr if s["nesterov"] else 0.0)
+        for i, (param, grad) in enumerate(zip(self.params, flat)):
+            first = False
+            if mu != 0 and self._buffers[i] is None:
+                first = self.convention == "torch"  # torch starts the buffer at g; others at 0
+                self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
+            buffer = self._buffers[i] if mu != 0 else _EMPTY[param.dtype]
+            dtype = param.dtype.type
+            sgd_step(_flat(param), grad, buffer, dtype(-1.0 if s["maximize"] else 1.0), dtype(decay),
+                     dtype(decoupled), dtype(mu), dtype(a), dtype(k), dtype(e), mu != 0, first,
+                     s["nesterov"], self.n_threads)
+        object.__setattr__(self, "steps", self.steps + 1)
+
+    def _flat_gradients(self, grads):
+        if isinstance(grads, np.ndarray) or not hasattr(grads, "__iter__"):
+            raise TypeError("grads must be a list of arrays, one per parameter")
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
+        flat = []
+        for i, (param, grad) in enumerate(zip(self.params, grads)):
+            _check_param(param, i)
+            grad = np.asarray(grad)
+            if grad.shape != param.shape:
+                raise ValueError(f"gradient {i} has shape {grad.shape}; its parameter has shape {param.shape}")
+            if grad.dtype != param.dtype:
+                raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
+            order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+            flat.append(np.ravel(grad, order=order))
+        return flat
+
+    def state_dict(self):
+        """The hyperparameters, the step count and a copy of each momentum buffer (or None).
+
+        Buffers are in the convention's own form (Goodfellow's m = −u); shapes as the params.
+        """
+        sign = -1 if self.convention == "goodfellow" else 1
+        buffers = [None if b is None else (sign * b).reshape(p.shape) for b, p in zip(self._buffers, self.params)]
+        return {"convention": self.convention, "hyperparameters": dict(self._settings), "steps": self.steps,
+                "momentum_buffers": buffers}
+
+    def load_state_dict(self, state):
+        """Restore what `state_dict` returned (the same convention and parameter shapes)."""
+        if state.get("convention") != self.convention:
+            raise ValueError(f"the state is for convention {state.get('convention')!r}, this optimizer uses {self.convention!r}")
+        buffers = state["momentum_buffers"]
+        if len(buffers) != len(self.params):
+            raise ValueError(f"the state has {len(buffers)} buffers for {len(self.params)} parameters")
+        settings = dict(state["hyperparameters"])
+        _check(settings, self.convention)
+        sign = -1 if self.convention == "goodfellow" else 1
+        restored = []
+        for i, (buffer, param) in enumerate(zip(buffers, self.params)):
+            if buffer is None:
+                restored.append(None)
+                continue
+            buffer = np.asarray(buffer)
+            if buffer.shape != param.shape or buffer.dtype != param.dtype:
+                raise ValueError(f"buffer {i} has shape {buffer.shape} and dtype {buffer.dtype}; "
+                                 f"its parameter {param.shape} and {param.dtype}")
+            restored.append(np.ravel(sign * buffer).copy())
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_buffers", restored)
+        object.__setattr__(self, "steps", int(state["steps"]))
+
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _check_param(param, i):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"parameter {i} must be a NumPy array; got {type(param).__name__}")
+    if param.dtype not in _EMPTY:
+        raise TypeError(f"parameter {i} has dtype {param.dtype}; float32 and float64 are allowed")
+    if not param.flags.writeable:
+        raise ValueError(f"parameter {i} is read-only; the optimizer updates parameters in place")
+    if not (param.flags.c_contiguous or param.flags.f_contiguous):
+        raise ValueError(f"parameter {i} is not contiguous; the optimizer updates in place and needs C or Fortran order")
+
+
+def _flat(param):
+    # a 1-D view of a contiguous array, in its memory order
+    order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+    view = param.reshape(-1, order=order)
+    assert np.shares_memory(view, param) or param.size == 0
+    return view
