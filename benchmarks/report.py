@@ -33,6 +33,8 @@ def main(path):
                 rate = f"{info['coordinate_steps'] / median / 1e9:.2f} G coordinate-steps/s"
             elif "flops" in info:
                 rate = f"{info['flops'] / median / 1e9:.1f} GFLOP/s"
+            elif "bytes" in info:
+                rate = f"{info['bytes'] / median / 1e9:.1f} GB/s effective"
             else:
                 rate = ""
             if "fraction_of_blas_rate" in info:

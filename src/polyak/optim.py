@@ -22,6 +22,7 @@ parameters and buffers exactly as in PyTorch.
 """
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,6 +98,8 @@ class SGD:
         for i, param in enumerate(params):
             _check_param(param, i)
         object.__setattr__(self, "params", params)
+        object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
+        object.__setattr__(self, "_groups", _dtype_groups(self._flat_params))
         object.__setattr__(self, "_buffers", [None] * len(params))
         object.__setattr__(self, "steps", 0)
         object.__setattr__(self, "n_threads", resolve_threads(n_threads))
@@ -123,7 +126,7 @@ class SGD:
         Every gradient is checked before any parameter changes: a bad one leaves all of them
         (and the buffers) as they were.
         """
-        from polyak._kernels._sgd import sgd_step  # noqa: PLC0415
+        from polyak._kernels._sgd import sgd_step_many  # noqa: PLC0415
 
         flat = self._flat_gradients(grads)
         s = self._settings
@@ -137,16 +140,20 @@ class SGD:
             a, k, e = lr, (mu if s["nesterov"] else 1.0), (lr if s["nesterov"] else 0.0)
         else:
             a, k, e = 1.0 - s["dampening"], (lr * mu if s["nesterov"] else lr), (lr if s["nesterov"] else 0.0)
-        for i, (param, grad) in enumerate(zip(self.params, flat)):
-            first = False
-            if mu != 0 and self._buffers[i] is None:
-                first = self.convention == "torch"  # torch starts the buffer at g; others at 0
-                self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
-            buffer = self._buffers[i] if mu != 0 else _EMPTY[param.dtype]
-            dtype = param.dtype.type
-            sgd_step(_flat(param), grad, buffer, dtype(-1.0 if s["maximize"] else 1.0), dtype(decay),
-                     dtype(decoupled), dtype(mu), dtype(a), dtype(k), dtype(e), mu != 0, first,
-                     s["nesterov"], self.n_threads)
+        first = False
+        if mu != 0 and any(buffer is None for buffer in self._buffers):
+            first = self.convention == "torch"  # torch starts the buffer at g; others at 0
+            for i, param in enumerate(self._flat_params):
+                if self._buffers[i] is None:
+                    self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
+        for group in self._groups:
+            dtype = group.dtype
+            constants = [dtype.type(v) for v in (-1.0 if s["maximize"] else 1.0, decay, decoupled, mu, a, k, e)]
+            grads = np.array([flat[i].ctypes.data for i in group.members], dtype=np.uintp)
+            buffers = group.no_buffers if mu == 0 else np.array(
+                [self._buffers[i].ctypes.data for i in group.members], dtype=np.uintp)
+            sgd_step_many(group.tag, group.params, grads, buffers, group.chunk_array, group.chunk_start,
+                          group.chunk_length, *constants, mu != 0, first, s["nesterov"], self.n_threads)
         object.__setattr__(self, "steps", self.steps + 1)
 
     def _flat_gradients(self, grads):
@@ -155,16 +162,18 @@ class SGD:
         grads = list(grads)
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
-        flat = []
+        flat = []  # contiguous 1-D gradients, kept alive until the step is done
         for i, (param, grad) in enumerate(zip(self.params, grads)):
-            _check_param(param, i)
-            grad = np.asarray(grad)
+            if not param.flags.writeable:
+                raise ValueError(f"parameter {i} is read-only; the optimizer updates parameters in place")
+            if not isinstance(grad, np.ndarray):
+                grad = np.asarray(grad)
             if grad.shape != param.shape:
                 raise ValueError(f"gradient {i} has shape {grad.shape}; its parameter has shape {param.shape}")
             if grad.dtype != param.dtype:
                 raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
-            order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
-            flat.append(np.ravel(grad, order=order))
+            fortran = param.flags.f_contiguous and not param.flags.c_contiguous
+            flat.append(np.ravel(grad, order="F" if fortran else "C"))  # a view when it can be
         return flat
 
     def state_dict(self):
@@ -203,6 +212,34 @@ class SGD:
 
 
 _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+CHUNK = 32768  # elements per parallel task
+
+
+class _Group(NamedTuple):
+    # the parameters of one dtype and their chunks, laid out once for the kernel
+    dtype: np.dtype
+    tag: np.ndarray
+    members: list
+    params: np.ndarray
+    no_buffers: np.ndarray
+    chunk_array: np.ndarray
+    chunk_start: np.ndarray
+    chunk_length: np.ndarray
+
+
+def _dtype_groups(flat_params):
+    groups = []
+    for dtype in _EMPTY:
+        members = [i for i, p in enumerate(flat_params) if p.dtype == dtype and p.size]
+        if not members:
+            continue
+        chunks = [(j, lo, min(CHUNK, flat_params[i].size - lo))
+                  for j, i in enumerate(members) for lo in range(0, flat_params[i].size, CHUNK)]
+        array, start, length = (np.array(column, dtype=np.int64) for column in zip(*chunks))
+        groups.append(_Group(dtype, _EMPTY[dtype], members,
+                             np.array([flat_params[i].ctypes.data for i in members], dtype=np.uintp),
+                             np.zeros(len(members), dtype=np.uintp), array, start, length))
+    return groups
 
 
 def _check_param(param, i):
@@ -217,8 +254,6 @@ def _check_param(param, i):
 
 
 def _flat(param):
-    # a 1-D view of a contiguous array, in its memory order
+    # a 1-D view of a contiguous array, in its memory order (writes go to the parameter)
     order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
-    view = param.reshape(-1, order=order)
-    assert np.shares_memory(view, param) or param.size == 0
-    return view
+    return param.reshape(-1, order=order)

@@ -10,11 +10,13 @@ For every element, with s = −1 when maximizing (else 1):
 
 ``polyak.optim`` resolves each convention into (a, k, e) and the flags; its NumPy twin is
 ``polyak.reference.sgd_step``. Large arrays are split over threads in fixed chunks (each
-element's arithmetic is independent, so results do not depend on the thread count).
+element's arithmetic is independent, so results do not depend on the thread count);
+``sgd_step_many`` runs the chunks of many arrays in one parallel loop.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uintptr_t
 
 cdef enum:
     CHUNK = 32768  # elements per parallel task; arrays of fewer than 2 chunks run serially
@@ -81,3 +83,26 @@ def sgd_step(floating[::1] param, const floating[::1] grad, floating[::1] buf,
                 _step_flags(&param[lo], &grad[lo], buffer + lo if momentum else NULL,
                             min(<Py_ssize_t>CHUNK, n - lo), sign, decay, decoupled, beta, a, k,
                             e, momentum, first, nesterov)
+
+
+def sgd_step_many(floating[::1] dtype_tag, const uintptr_t[::1] params,
+                  const uintptr_t[::1] grads, const uintptr_t[::1] buffers,
+                  const int64_t[::1] chunk_array, const int64_t[::1] chunk_start,
+                  const int64_t[::1] chunk_length, floating sign, floating decay,
+                  floating decoupled, floating beta, floating a, floating k, floating e,
+                  bint momentum, bint first, bint nesterov, int n_threads):
+    """`sgd_step` on many arrays of one dtype, their chunks in one parallel loop.
+
+    NumPy equivalent: ``polyak.reference.sgd_step`` on each array. `params`, `grads`,
+    `buffers` hold the arrays' data addresses (contiguous, of `dtype_tag`'s dtype; buffers
+    unused without momentum); chunk q covers elements chunk_start[q] to + chunk_length[q] of
+    array chunk_array[q]. The caller keeps the arrays alive and validated.
+    """
+    cdef Py_ssize_t q, i, lo, chunks = chunk_array.shape[0]
+    with nogil:
+        for q in prange(chunks, schedule="static", num_threads=n_threads):
+            i = chunk_array[q]
+            lo = chunk_start[q]
+            _step_flags(<floating*>params[i] + lo, <const floating*>grads[i] + lo,
+                        <floating*>buffers[i] + lo if momentum else NULL, chunk_length[q], sign,
+                        decay, decoupled, beta, a, k, e, momentum, first, nesterov)

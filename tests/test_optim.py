@@ -1,0 +1,189 @@
+"""polyak.optim.SGD against torch.optim.SGD, its NumPy twin, and its argument checks."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import polyak
+from polyak.optim import SGD
+
+RNG = np.random.default_rng(4)
+SHAPES = [(3, 4), (70_000,), (5,), ()]
+
+
+def torch_combinations():
+    """Every combination of momentum, dampening, nesterov, weight_decay and maximize torch accepts."""
+    for momentum, dampening, nesterov, weight_decay, maximize in itertools.product(
+        [0.0, 0.9], [0.0, 0.3], [False, True], [0.0, 0.01], [False, True]
+    ):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            continue
+        yield dict(momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay, maximize=maximize)
+
+
+def relative_error(actual, expected):
+    """Largest |actual − expected| relative to the array's RMS (values cross zero)."""
+    scale = np.sqrt(np.mean(expected.astype(float) ** 2)) + 1e-300
+    return float(np.max(np.abs(actual.astype(float) - expected.astype(float)))) / scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("settings", list(torch_combinations()), ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_equals_torch(dtype, settings):
+    torch = pytest.importorskip("torch")
+    params = [RNG.normal(size=shape).astype(dtype) for shape in SHAPES]
+    tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    ours = SGD(params, lr=0.1, **settings)
+    theirs = torch.optim.SGD(tensors, lr=0.1, **settings)
+    for step in range(64):
+        if step == 32:  # a learning-rate change midway
+            ours.lr = 0.02
+            for group in theirs.param_groups:
+                group["lr"] = 0.02
+        grads = [RNG.normal(size=shape).astype(dtype) for shape in SHAPES]
+        for tensor, grad in zip(tensors, grads):
+            tensor.grad = torch.tensor(grad)
+        ours.step(grads)
+        theirs.step()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for param, tensor in zip(params, tensors):
+        assert relative_error(param, tensor.detach().numpy()) <= tolerance
+    if settings["momentum"]:
+        for buffer, tensor in zip(ours.state_dict()["momentum_buffers"], tensors):
+            expected = theirs.state[tensor]["momentum_buffer"].numpy()
+            assert relative_error(buffer, expected) <= tolerance
+
+
+@pytest.mark.parametrize("convention", ["torch", "d2l", "mxnet", "goodfellow"])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_kernel_equals_reference_step(convention, nesterov):
+    if nesterov and convention == "mxnet":
+        with pytest.raises(ValueError, match="no nesterov form"):
+            SGD([np.zeros(3)], lr=0.1, momentum=0.9, nesterov=True, convention=convention)
+        return
+    params = [RNG.normal(size=s) for s in SHAPES]
+    mirror = [p.copy() for p in params]
+    ours = SGD(params, lr=0.05, momentum=0.8, weight_decay=0.02, nesterov=nesterov, convention=convention)
+    literal = [np.zeros_like(p) for p in mirror]
+    for _ in range(20):
+        grads = [RNG.normal(size=s) for s in SHAPES]
+        ours.step(grads)
+        for p, v, g in zip(mirror, literal, grads):  # the convention written out
+            if convention == "goodfellow":
+                p -= 0.05 * 0.02 * p                     # decoupled weight decay first
+                v[...] = 0.8 * v - 0.05 * g
+                p += 0.8 * v - 0.05 * g if nesterov else v
+            elif convention == "mxnet":
+                v[...] = 0.8 * v + 0.05 * (g + 0.02 * p)
+                p -= v
+            else:  # torch (no dampening: buffer = g at first, same as from zero) and d2l
+                gd = g + 0.02 * p
+                v[...] = 0.8 * v + gd
+                p -= 0.05 * (gd + 0.8 * v) if nesterov else 0.05 * v
+    for p, q in zip(params, mirror):
+        assert relative_error(p, q) <= 1e-12
+
+
+def test_fused_kernel_equals_its_twin_on_large_arrays_and_threads():
+    from polyak._kernels._sgd import sgd_step
+
+    for first, nesterov, momentum in [(True, False, True), (False, True, True), (False, False, False)]:
+        param, grad, buf = RNG.normal(size=200_001), RNG.normal(size=200_001), RNG.normal(size=200_001)
+        results = []
+        for threads in (1, 2):
+            p, b = param.copy(), buf.copy()
+            sgd_step(p, grad, b, -1.0, 0.01, 0.001, 0.9, 0.7, 0.05, 0.05, momentum, first, nesterov, threads)
+            results.append((p, b))
+        np.testing.assert_array_equal(results[0][0], results[1][0])  # thread count: bit for bit
+        p, b = param.copy(), buf.copy()
+        polyak.reference.sgd_step(p, grad, b, -1.0, 0.01, 0.001, 0.9, 0.7, 0.05, 0.05, momentum, first, nesterov, 1)
+        np.testing.assert_allclose(results[0][0], p, rtol=1e-13, atol=1e-15)
+        if momentum:
+            np.testing.assert_allclose(results[0][1], b, rtol=1e-13, atol=1e-15)
+
+
+def test_state_dict_round_trips_exactly():
+    params = [RNG.normal(size=s) for s in SHAPES]
+    ours = SGD(params, lr=0.1, momentum=0.9, dampening=0.1)
+    for _ in range(3):
+        ours.step([RNG.normal(size=s) for s in SHAPES])
+    state = ours.state_dict()
+    clone_params = [p.copy() for p in params]
+    clone = SGD(clone_params, lr=1.0, momentum=0.5)
+    clone.load_state_dict(state)
+    assert clone.state_dict()["hyperparameters"] == state["hyperparameters"] and clone.steps == 3
+    grads = [RNG.normal(size=s) for s in SHAPES]
+    ours.step(grads)
+    clone.step(grads)
+    for a, b in zip(params, clone_params):
+        np.testing.assert_array_equal(a, b)
+    state["momentum_buffers"][0][...] = 99.0  # the saved state is a copy
+    assert not np.any(ours.state_dict()["momentum_buffers"][0] == 99.0)
+
+
+def test_fortran_ordered_parameters():
+    param = np.asfortranarray(RNG.normal(size=(4, 6)))
+    expected = param.copy()
+    grad = RNG.normal(size=(4, 6))
+    SGD([param], lr=0.5).step([grad])
+    np.testing.assert_allclose(param, expected - 0.5 * grad, rtol=1e-15)
+
+
+def test_nan_gradients_propagate_like_torch():
+    param = np.ones(3)
+    ours = SGD([param], lr=0.1, momentum=0.9)
+    ours.step([np.array([np.nan, 1.0, np.inf])])
+    assert np.isnan(param[0]) and param[1] == pytest.approx(0.9) and np.isneginf(param[2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(lr=-0.1), ValueError, r"Invalid learning rate: -0.1"),
+        (dict(lr=0.1, momentum=-0.5), ValueError, r"Invalid momentum value: -0.5"),
+        (dict(lr=0.1, weight_decay=-1e-4), ValueError, r"Invalid weight_decay value: -0.0001"),
+        (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, r"Nesterov momentum requires a momentum and zero dampening"),
+        (dict(lr=0.1, momentum=0.0, nesterov=True), ValueError, r"Nesterov momentum requires a momentum and zero dampening"),
+        (dict(lr=np.nan), ValueError, r"lr must be finite"),
+        (dict(lr="0.1"), TypeError, r"lr must be a real number"),
+        (dict(lr=0.1, momentum=0.9, dampening=0.1, convention="d2l"), ValueError, r"dampening is PyTorch's parameter"),
+        (dict(lr=0.1, convention="adamw"), ValueError, r"convention must be one of"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SGD([np.zeros(3)], **kwargs)
+
+
+def test_a_bad_assignment_changes_nothing():
+    opt = SGD([np.zeros(3)], lr=0.1, momentum=0.9, nesterov=True)
+    with pytest.raises(ValueError, match="Nesterov momentum requires"):
+        opt.dampening = 0.5
+    assert opt.dampening == 0.0
+    with pytest.raises(AttributeError, match="cannot be set"):
+        opt.params = []
+
+
+def test_bad_parameters_and_gradients_update_nothing():
+    with pytest.raises(TypeError, match="float32 and float64 are allowed"):
+        SGD([np.zeros(3, dtype=np.int64)], lr=0.1)
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="parameter 0 is read-only"):
+        SGD([frozen], lr=0.1)
+    with pytest.raises(ValueError, match="not contiguous"):
+        SGD([np.zeros((4, 4))[:, ::2]], lr=0.1)
+    with pytest.raises(TypeError, match="params must be a list"):
+        SGD(np.zeros(3), lr=0.1)
+    params = [np.ones(3), np.ones((2, 2), dtype=np.float32)]
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    for grads, error, match in [
+        ([np.ones(3)], ValueError, r"got 1 gradients for 2 parameters"),
+        ([np.ones(3), np.ones(4, dtype=np.float32)], ValueError, r"gradient 1 has shape \(4,\); its parameter has shape \(2, 2\)"),
+        ([np.ones(3), np.ones((2, 2))], TypeError, r"gradient 1 has dtype float64; its parameter has dtype float32"),
+    ]:
+        with pytest.raises(error, match=match):
+            opt.step(grads)
+        np.testing.assert_array_equal(params[0], 1.0)  # the first parameter was not touched either
+        assert opt.steps == 0 and opt.state_dict()["momentum_buffers"] == [None, None]

@@ -1,0 +1,115 @@
+"""The Airfoil data and minibatch SGD with momentum on it, against the textbook."""
+
+import numpy as np
+import pytest
+
+import polyak
+from polyak.train import linear_regression, sgd_momentum
+
+
+def test_airfoil_is_prepared_like_the_textbook():
+    X, y = polyak.data.airfoil()
+    assert X.shape == (1500, 5) and y.shape == (1500,) and X.dtype == y.dtype == np.float32
+    from importlib import resources
+
+    path = resources.files("polyak").joinpath("_data/airfoil_self_noise.dat")
+    # the book's own lines (d2l get_data_ch11), with NumPy's other text parser
+    data = np.genfromtxt(path, dtype=np.float32, delimiter="\t")
+    assert data.shape == (1503, 6)
+    data = (data - data.mean(axis=0)) / data.std(axis=0)
+    np.testing.assert_array_equal(X, data[:1500, :-1])
+    np.testing.assert_array_equal(y, data[:1500, -1])
+    # and what the float32 arithmetic approximates: mean 0, population std 1 over all 1503 rows
+    raw = np.loadtxt(path)
+    standardized = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+    np.testing.assert_allclose(X, standardized[:1500, :5], atol=5e-5)
+    np.testing.assert_allclose(y, standardized[:1500, 5], atol=5e-5)
+    assert "CC BY 4.0" in polyak.data.AIRFOIL_ATTRIBUTION
+
+
+@pytest.fixture(scope="module")
+def airfoil64():
+    X, y = polyak.data.airfoil()
+    return X.astype(np.float64), y.astype(np.float64)
+
+
+def numpy_training(X, y, lr, momentum, epochs=2, batch_size=10, record_every=200, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 0.01, size=X.shape[1])
+    orders = [rng.permutation(len(X)) for _ in range(epochs)]
+    b = np.zeros(1)
+    grad_w, grad_b = np.zeros_like(w), np.zeros_like(b)
+    states = [np.zeros_like(w), np.zeros_like(b)]
+    losses, seen = [], 0
+    for order in orders:
+        for start in range(0, len(X), batch_size):
+            batch = order[start:start + batch_size]
+            residual = X[batch] @ w + b[0] - y[batch]
+            grad_w[:] = X[batch].T @ residual / len(batch)
+            grad_b[:] = residual.mean()
+            sgd_momentum([(w, grad_w), (b, grad_b)], states, {"lr": lr, "momentum": momentum})
+            seen += len(batch)
+            if seen % record_every == 0:
+                losses.append(0.5 * np.mean((X @ w + b[0] - y) ** 2))
+    return np.array(losses), w, b[0]
+
+
+def test_same_minibatches_same_trajectory_as_the_textbook_loop(airfoil64):
+    X, y = airfoil64
+    result = linear_regression(X, y, [0.02, 0.01], [0.5, 0.9])
+    for c, (lr, momentum) in enumerate([(0.02, 0.5), (0.01, 0.9)]):
+        losses, w, b = numpy_training(X, y, lr, momentum)
+        np.testing.assert_allclose(result.loss[c], losses, rtol=1e-10)
+        np.testing.assert_allclose(result.w[c], w, rtol=1e-10, atol=1e-12)
+        assert result.b[c] == pytest.approx(b, rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.parametrize("lr, momentum", [(0.02, 0.5), (0.01, 0.9), (0.005, 0.9)])
+def test_the_textbooks_three_runs_end_where_the_textbooks_do(lr, momentum):
+    X, y = polyak.data.airfoil()
+    result = linear_regression(X, y, lr, momentum)
+    assert result.loss.shape == (15,)
+    np.testing.assert_allclose(result.epochs, np.arange(1, 16) * 200 / 1500)
+    assert 0.24 <= result.loss[-1] <= 0.25
+    assert result.loss[-1] < result.loss[0]
+
+
+def test_kernel_equals_reference_and_threads(airfoil64):
+    X, y = airfoil64
+    rng = np.random.default_rng(2)
+    lr, momentum = rng.uniform(0.001, 0.05, 37), rng.uniform(0.0, 0.95, 37)
+    for convention, nesterov in [("d2l", False), ("d2l", True), ("mxnet", False), ("goodfellow", True)]:
+        runs = [linear_regression(X, y, lr, momentum, convention=convention, nesterov=nesterov, n_threads=t,
+                                  batch_size=16, record_every=160, epochs=3, seed=5) for t in (1, 2)]
+        np.testing.assert_array_equal(runs[0].loss, runs[1].loss)
+        reference = linear_regression(X, y, lr, momentum, convention=convention, nesterov=nesterov,
+                                      batch_size=16, record_every=160, epochs=3, seed=5, implementation="reference")
+        np.testing.assert_allclose(runs[0].loss, reference.loss, rtol=1e-10)
+        np.testing.assert_allclose(runs[0].w, reference.w, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(lr=-0.1), ValueError, r"lr must be > 0"),
+        (dict(momentum=1.5), ValueError, r"momentum must be in \[0, 1\]"),
+        (dict(lr=[0.1, 0.2], momentum=[0.5, 0.5, 0.5]), ValueError, r"same length"),
+        (dict(batch_size=0), ValueError, r"batch_size must be >= 1"),
+        (dict(convention="sgd"), ValueError, r"convention must be one of"),
+        (dict(nesterov=True, momentum=0.0), ValueError, r"nesterov needs momentum > 0"),
+        (dict(lr=np.nan), ValueError, r"lr must be finite"),
+    ],
+)
+def test_bad_training_arguments(kwargs, error, match):
+    X, y = polyak.data.airfoil()
+    arguments = dict(lr=0.01, momentum=0.9)
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        linear_regression(X, y, **arguments)
+
+
+def test_bad_data():
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
+        linear_regression(np.ones((3, 2)), np.ones(4), 0.1, 0.5)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, d\)"):
+        linear_regression(np.ones(3), np.ones(3), 0.1, 0.5)
