@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import polyak
-from polyak.train import linear_regression, sgd_momentum
+from polyak.train import linear_regression, sgd_momentum, train_from_scratch
 
 
 def test_airfoil_is_prepared_like_the_textbook():
@@ -33,32 +33,19 @@ def airfoil64():
     return X.astype(np.float64), y.astype(np.float64)
 
 
-def numpy_training(X, y, lr, momentum, epochs=2, batch_size=10, record_every=200, seed=0):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0.0, 0.01, size=X.shape[1])
-    orders = [rng.permutation(len(X)) for _ in range(epochs)]
-    b = np.zeros(1)
-    grad_w, grad_b = np.zeros_like(w), np.zeros_like(b)
-    states = [np.zeros_like(w), np.zeros_like(b)]
-    losses, seen = [], 0
-    for order in orders:
-        for start in range(0, len(X), batch_size):
-            batch = order[start:start + batch_size]
-            residual = X[batch] @ w + b[0] - y[batch]
-            grad_w[:] = X[batch].T @ residual / len(batch)
-            grad_b[:] = residual.mean()
-            sgd_momentum([(w, grad_w), (b, grad_b)], states, {"lr": lr, "momentum": momentum})
-            seen += len(batch)
-            if seen % record_every == 0:
-                losses.append(0.5 * np.mean((X @ w + b[0] - y) ** 2))
-    return np.array(losses), w, b[0]
+def test_sgd_momentum_is_the_books_update():
+    param, grad, velocity = np.array([1.0, 2.0]), np.array([0.5, -1.0]), np.array([0.2, 0.0])
+    sgd_momentum([(param, grad)], [velocity], {"lr": 0.1, "momentum": 0.9})
+    np.testing.assert_allclose(velocity, [0.9 * 0.2 + 0.5, -1.0])
+    np.testing.assert_allclose(param, [1.0 - 0.1 * 0.68, 2.0 + 0.1])
+    np.testing.assert_array_equal(grad, 0.0)
 
 
 def test_same_minibatches_same_trajectory_as_the_textbook_loop(airfoil64):
     X, y = airfoil64
     result = linear_regression(X, y, [0.02, 0.01], [0.5, 0.9])
     for c, (lr, momentum) in enumerate([(0.02, 0.5), (0.01, 0.9)]):
-        losses, w, b = numpy_training(X, y, lr, momentum)
+        losses, w, b = train_from_scratch(X, y, lr, momentum)
         np.testing.assert_allclose(result.loss[c], losses, rtol=1e-10)
         np.testing.assert_allclose(result.w[c], w, rtol=1e-10, atol=1e-12)
         assert result.b[c] == pytest.approx(b, rel=1e-10, abs=1e-12)

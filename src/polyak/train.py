@@ -1,8 +1,9 @@
 """Minibatch SGD with momentum on linear regression: the textbook's experiment, many at once.
 
 `linear_regression` trains one model per (learning rate, momentum) configuration in one
-compiled kernel, in parallel over configurations; `sgd_momentum` is the textbook's
-from-scratch update, over NumPy arrays, for readers following the book.
+compiled kernel, in parallel over configurations; `sgd_momentum` and `train_from_scratch`
+are the textbook's from-scratch update and training loop, over NumPy arrays, for readers
+following the book (and a check on the kernel: the same minibatches give the same losses).
 """
 
 import time
@@ -15,7 +16,7 @@ from polyak._config import resolve_threads
 from polyak._validation import as_int, finite_real_array, require_shape
 from polyak.rules import CONVENTIONS
 
-__all__ = ["linear_regression", "sgd_momentum", "TrainResult"]
+__all__ = ["linear_regression", "sgd_momentum", "train_from_scratch", "TrainResult"]
 
 
 class TrainResult(NamedTuple):
@@ -141,3 +142,32 @@ def sgd_momentum(params, states, hyperparams):
         velocity[:] = hyperparams["momentum"] * velocity + grad
         param[:] -= hyperparams["lr"] * velocity
         grad[:] = 0
+
+
+def train_from_scratch(X, y, lr, momentum, *, batch_size=10, epochs=2, seed=0, record_every=200):
+    """The book's training loop (d2l ``train_ch11``) with `sgd_momentum`, for one configuration.
+
+    Plain NumPy in X's dtype, one minibatch at a time, on the same initial weights and
+    minibatches as `linear_regression` with the same seed. Returns (losses, w, b): the mean
+    ½(x·w + b − y)² over all of X after every minibatch that brings the examples seen to a
+    multiple of `record_every`, and the final weights and bias.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 0.01, size=X.shape[1]).astype(X.dtype)
+    orders = [rng.permutation(len(X)) for _ in range(epochs)]
+    b = np.zeros(1, X.dtype)
+    grad_w, grad_b = np.zeros_like(w), np.zeros_like(b)
+    states = [np.zeros_like(w), np.zeros_like(b)]
+    losses, seen = [], 0
+    for order in orders:
+        for start in range(0, len(X), batch_size):
+            batch = order[start:start + batch_size]
+            residual = X[batch] @ w + b[0] - y[batch]
+            grad_w[:] = X[batch].T @ residual / len(batch)
+            grad_b[:] = residual.mean()
+            sgd_momentum([(w, grad_w), (b, grad_b)], states, {"lr": lr, "momentum": momentum})
+            seen += len(batch)
+            if seen % record_every == 0:
+                losses.append(0.5 * np.mean((X @ w + b[0] - y) ** 2))
+    return np.array(losses), w, b[0]
