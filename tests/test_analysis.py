@@ -161,6 +161,18 @@ def test_exact_iterates_shared_q_batch_with_scalar_hyperparameters():
     np.testing.assert_allclose(exact.x, polyak.run(problem, rule, np.zeros(6), 300).x, rtol=1e-9, atol=1e-12)
 
 
+def test_exact_iterates_on_a_singular_dense_problem():
+    # eigh gives ±1e-16 for the zero eigenvalues: they must count as 0 (a constant gradient)
+    a = np.array([1.0, 2.0, 3.0])
+    problem = polyak.Quadratic.dense(np.outer(a, a) / 14, c=[1.0, 0.0, -1.0])
+    rule = polyak.Momentum(0.1, 0.5)
+    for steps in (1, 50):
+        np.testing.assert_allclose(analysis.exact_iterates(problem, rule, np.zeros(3), steps).x,
+                                   polyak.run(problem, rule, np.zeros(3), steps).x, rtol=1e-9, atol=1e-12)
+    torch_rule = polyak.Momentum(0.1, 0.5, convention="torch")
+    assert analysis.exact_iterates(problem, torch_rule, np.zeros(3), 0).velocity is None
+
+
 def test_exact_iterates_needs_a_constant_learning_rate():
     with pytest.raises(ValueError, match="constant learning rate"):
         analysis.exact_iterates(polyak.problems.ill_conditioned_2d(), polyak.GD(0.1, schedule=[1.0, 0.5]), [1.0, 1.0], 2)

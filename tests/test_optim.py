@@ -122,6 +122,69 @@ def test_state_dict_round_trips_exactly():
     assert not np.any(ours.state_dict()["momentum_buffers"][0] == 99.0)
 
 
+def test_fortran_ordered_parameters_and_their_state_match_torch():
+    torch = pytest.importorskip("torch")
+    param = np.asfortranarray(RNG.normal(size=(4, 6)))
+    tensor = torch.tensor(np.ascontiguousarray(param), requires_grad=True)
+    ours, theirs = SGD([param], lr=0.1, momentum=0.9), torch.optim.SGD([tensor], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        grad = RNG.normal(size=(4, 6))
+        tensor.grad = torch.tensor(grad)
+        ours.step([grad])
+        theirs.step()
+    np.testing.assert_allclose(ours.state_dict()["momentum_buffers"][0], theirs.state[tensor]["momentum_buffer"].numpy(), rtol=1e-12)
+    state = ours.state_dict()
+    state["momentum_buffers"][0] = theirs.state[tensor]["momentum_buffer"].numpy().copy()
+    ours.load_state_dict(state)
+    grad = RNG.normal(size=(4, 6))
+    tensor.grad = torch.tensor(grad)
+    ours.step([grad])
+    theirs.step()
+    np.testing.assert_allclose(param, tensor.detach().numpy(), rtol=1e-12)
+
+
+def test_a_missing_buffer_starts_alone_like_torch():
+    torch = pytest.importorskip("torch")
+    params = [RNG.normal(size=5), RNG.normal(size=7)]
+    tensors = [torch.tensor(p.copy(), requires_grad=True) for p in params]
+    ours = SGD(params, lr=0.1, momentum=0.9, dampening=0.5)
+    theirs = torch.optim.SGD(tensors, lr=0.1, momentum=0.9, dampening=0.5)
+
+    def both_step():
+        grads = [RNG.normal(size=p.shape) for p in params]
+        for tensor, grad in zip(tensors, grads):
+            tensor.grad = torch.tensor(grad)
+        ours.step(grads)
+        theirs.step()
+
+    both_step()
+    state = ours.state_dict()
+    state["momentum_buffers"][1] = None  # as if the second parameter had no state yet
+    ours.load_state_dict(state)
+    del theirs.state[tensors[1]]
+    both_step()
+    both_step()
+    for param, tensor in zip(params, tensors):
+        np.testing.assert_allclose(param, tensor.detach().numpy(), rtol=1e-12)
+
+
+def test_parameters_and_gradients_may_not_share_memory():
+    a, b = np.ones(50_000), np.ones(50_000)
+    with pytest.raises(ValueError, match="two parameters share memory"):
+        SGD([a, a], lr=0.1)
+    with pytest.raises(ValueError, match="two parameters share memory"):
+        SGD([a, a[10:]], lr=0.1)
+    optimizer = SGD([a, b], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="a gradient shares memory with another parameter"):
+        optimizer.step([b, a])
+    storage = np.ones(50_001)
+    shifted = SGD([storage[:50_000]], lr=0.1)
+    with pytest.raises(ValueError, match="a gradient shares memory"):
+        shifted.step([storage[1:]])  # its own parameter, shifted: the threads would race
+    optimizer.step([a, np.zeros(50_000)])  # a gradient may be its own parameter's memory
+    np.testing.assert_allclose(a, 0.9)
+
+
 def test_fortran_ordered_parameters():
     param = np.asfortranarray(RNG.normal(size=(4, 6)))
     expected = param.copy()

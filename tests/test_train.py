@@ -95,6 +95,20 @@ def test_bad_training_arguments(kwargs, error, match):
         linear_regression(X, y, **arguments)
 
 
+def test_one_float64_configuration():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    result = linear_regression(X, y, 0.1, 0.5, epochs=30, record_every=40)
+    assert result.w.shape == (3,) and result.loss.shape == (30,)
+    np.testing.assert_allclose(result.w, [1.0, -2.0, 0.5], atol=1e-3)
+    assert result.b == pytest.approx(0.3, abs=1e-3)
+    losses, w, b = train_from_scratch(X, y, 0.1, 0.5, epochs=30, record_every=40)
+    np.testing.assert_allclose(result.loss, losses, rtol=1e-10, atol=1e-15)
+    with pytest.raises(ValueError, match="arrays are empty"):
+        linear_regression(X, y, [], [])
+
+
 def test_bad_data():
     with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
         linear_regression(np.ones((3, 2)), np.ones(4), 0.1, 0.5)

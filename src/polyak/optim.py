@@ -1,4 +1,4 @@
-"""`SGD`: an optimizer step over NumPy arrays, PyTorch's `torch.optim.SGD` to the letter.
+"""`SGD`: an optimizer step over NumPy arrays with PyTorch's `torch.optim.SGD` algorithm.
 
 With convention "torch" (the default) one step does, for each parameter p with gradient g
 (all hyperparameters as they are at that step)::
@@ -17,8 +17,10 @@ form); "mxnet" v ← μv + lr·g, p ← p − v; "goodfellow"/"keras" m ← μm 
 before the step. "d2l" and "mxnet" add weight decay to the gradient, as "torch" does.
 
 Each step is one fused pass per array (typed Cython; parallel over elements for large arrays),
-with no temporaries. NaN or infinite gradients are not checked: they propagate into the
-parameters and buffers exactly as in PyTorch.
+with no temporaries; the fused arithmetic (FMAs, p − (lr·μ)b − lr·g for nesterov) equals
+PyTorch's within rounding, not bit for bit. NaN or infinite gradients are not checked: they
+propagate into the parameters and buffers as in PyTorch. Parameters may not share memory,
+nor a gradient with another parameter (the parallel update would race).
 """
 
 import numbers
@@ -97,6 +99,10 @@ class SGD:
             raise ValueError("params is empty: give at least one array")
         for i, param in enumerate(params):
             _check_param(param, i)
+        sized = [param for param in params if param.size]
+        if len(sized) > 1 and _params_overlap(sized):
+            raise ValueError("two parameters share memory (the same array twice, or overlapping views); "
+                             "each element must belong to one parameter")
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
         object.__setattr__(self, "_groups", _dtype_groups(self._flat_params))
@@ -126,7 +132,7 @@ class SGD:
         Every gradient is checked before any parameter changes: a bad one leaves all of them
         (and the buffers) as they were.
         """
-        from polyak._kernels._sgd import sgd_step_many  # noqa: PLC0415
+        from polyak._kernels._sgd import sgd_step, sgd_step_many  # noqa: PLC0415
 
         flat = self._flat_gradients(grads)
         s = self._settings
@@ -140,20 +146,28 @@ class SGD:
             a, k, e = lr, (mu if s["nesterov"] else 1.0), (lr if s["nesterov"] else 0.0)
         else:
             a, k, e = 1.0 - s["dampening"], (lr * mu if s["nesterov"] else lr), (lr if s["nesterov"] else 0.0)
-        first = False
-        if mu != 0 and any(buffer is None for buffer in self._buffers):
-            first = self.convention == "torch"  # torch starts the buffer at g; others at 0
-            for i, param in enumerate(self._flat_params):
-                if self._buffers[i] is None:
-                    self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
+        # a parameter without a buffer starts one: torch's at g (first step), the others' at 0
+        starting = [mu != 0 and buffer is None for buffer in self._buffers]
+        first = self.convention == "torch"
+        for i, param in enumerate(self._flat_params):
+            if starting[i]:
+                self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
+        flags = (mu != 0, s["nesterov"])
         for group in self._groups:
             dtype = group.dtype
             constants = [dtype.type(v) for v in (-1.0 if s["maximize"] else 1.0, decay, decoupled, mu, a, k, e)]
             grads = np.array([flat[i].ctypes.data for i in group.members], dtype=np.uintp)
             buffers = group.no_buffers if mu == 0 else np.array(
                 [self._buffers[i].ctypes.data for i in group.members], dtype=np.uintp)
-            sgd_step_many(group.tag, group.params, grads, buffers, group.chunk_array, group.chunk_start,
-                          group.chunk_length, *constants, mu != 0, first, s["nesterov"], self.n_threads)
+            fresh = {starting[i] for i in group.members}
+            if len(fresh) == 1:  # the usual case: one parallel loop over every chunk
+                sgd_step_many(group.tag, group.params, grads, buffers, group.chunk_array, group.chunk_start,
+                              group.chunk_length, *constants, flags[0], first and fresh.pop(), flags[1],
+                              self.n_threads)
+                continue
+            for i in group.members:  # some buffers start now, some go on: array by array
+                sgd_step(self._flat_params[i], flat[i], self._buffers[i], *constants, flags[0],
+                         first and starting[i], flags[1], self.n_threads)
         object.__setattr__(self, "steps", self.steps + 1)
 
     def _flat_gradients(self, grads):
@@ -172,8 +186,11 @@ class SGD:
                 raise ValueError(f"gradient {i} has shape {grad.shape}; its parameter has shape {param.shape}")
             if grad.dtype != param.dtype:
                 raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
-            fortran = param.flags.f_contiguous and not param.flags.c_contiguous
-            flat.append(np.ravel(grad, order="F" if fortran else "C"))  # a view when it can be
+            flat.append(np.ravel(grad, order=_order(param)))  # a view when it can be
+        sized = [i for i, p in enumerate(self._flat_params) if p.size]
+        if sized and _gradient_aliases_another_param([self._flat_params[i] for i in sized], [flat[i] for i in sized]):
+            raise ValueError("a gradient shares memory with another parameter; the parallel update "
+                             "would race: pass gradients in their own arrays")
         return flat
 
     def state_dict(self):
@@ -182,7 +199,8 @@ class SGD:
         Buffers are in the convention's own form (Goodfellow's m = −u); shapes as the params.
         """
         sign = -1 if self.convention == "goodfellow" else 1
-        buffers = [None if b is None else (sign * b).reshape(p.shape) for b, p in zip(self._buffers, self.params)]
+        buffers = [None if b is None else (sign * b).reshape(p.shape, order=_order(p))
+                   for b, p in zip(self._buffers, self.params)]
         return {"convention": self.convention, "hyperparameters": dict(self._settings), "steps": self.steps,
                 "momentum_buffers": buffers}
 
@@ -205,7 +223,7 @@ class SGD:
             if buffer.shape != param.shape or buffer.dtype != param.dtype:
                 raise ValueError(f"buffer {i} has shape {buffer.shape} and dtype {buffer.dtype}; "
                                  f"its parameter {param.shape} and {param.dtype}")
-            restored.append(np.ravel(sign * buffer).copy())
+            restored.append(np.ravel(sign * buffer, order=_order(param)).copy())
         object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_buffers", restored)
         object.__setattr__(self, "steps", int(state["steps"]))
@@ -253,7 +271,46 @@ def _check_param(param, i):
         raise ValueError(f"parameter {i} is not contiguous; the optimizer updates in place and needs C or Fortran order")
 
 
+def _order(param):
+    # the memory order of a contiguous parameter: its flat view, gradient and buffer follow it
+    return "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
+
+
 def _flat(param):
     # a 1-D view of a contiguous array, in its memory order (writes go to the parameter)
-    order = "F" if param.flags.f_contiguous and not param.flags.c_contiguous else "C"
-    return param.reshape(-1, order=order)
+    return param.reshape(-1, order=_order(param))
+
+
+def _spans(arrays):
+    # byte intervals [start, end) of contiguous arrays
+    starts = np.array([a.ctypes.data for a in arrays], dtype=np.uint64)
+    return starts, starts + np.array([a.nbytes for a in arrays], dtype=np.uint64)
+
+
+def _params_overlap(params):
+    """True when two of the (contiguous, non-empty) parameters share memory."""
+    starts, ends = _spans(params)
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    return bool(np.any(starts[1:] < np.maximum.accumulate(ends)[:-1]))
+
+
+def _gradient_aliases_another_param(params, grads):
+    """True when some gradient shares memory with a parameter other than its own.
+
+    The parameters do not overlap each other, so sorted by start their ends increase too and
+    the ones a gradient meets are a run [lo, hi). A gradient may be its own parameter's
+    memory, exactly (each element is then read and written in one place), not a shifted view.
+    """
+    p_starts, p_ends = _spans(params)
+    order = np.argsort(p_starts, kind="stable")
+    p_starts, p_ends = p_starts[order], p_ends[order]
+    g_starts, g_ends = _spans(grads)
+    hi = np.searchsorted(p_starts, g_ends, side="left")
+    lo = np.searchsorted(p_ends, g_starts, side="right")
+    met = hi - lo
+    for j in np.flatnonzero(met > 0):
+        own = order[lo[j]] == j and p_starts[lo[j]] == g_starts[j] and p_ends[lo[j]] == g_ends[j]
+        if met[j] > 1 or not own:  # only the parameter's own memory, exactly, is allowed
+            return True
+    return False

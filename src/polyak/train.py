@@ -89,7 +89,7 @@ def linear_regression(X, y, lr, momentum, *, convention="d2l", nesterov=False, b
     order = np.array([rng.permutation(N) for _ in range(epochs)], dtype=np.int64).reshape(epochs, N)
     seen = np.cumsum(np.tile(np.diff(np.r_[np.arange(0, N, batch_size), N]), epochs))
     recorded = seen[seen % record_every == 0]
-    w = np.ascontiguousarray(np.broadcast_to(w0, (C, d)), dtype=dtype)
+    w = np.array(np.broadcast_to(w0, (C, d)), dtype=dtype, order="C")  # a writeable copy
     b, uw, ub = np.zeros(C, dtype), np.zeros((C, d), dtype), np.zeros(C, dtype)
     loss = np.empty((C, recorded.size), dtype)
 
@@ -124,6 +124,8 @@ def _configurations(lr, momentum, dtype):
     if len(sizes) > 1:
         raise ValueError(f"lr and momentum arrays must have the same length; got {sorted(sizes)}")
     C = sizes.pop() if sizes else 1
+    if C == 0:
+        raise ValueError("lr and momentum arrays are empty: give at least one configuration")
     as_array = [np.ascontiguousarray(np.broadcast_to(v, (C,)), dtype=dtype) for v in (lr, momentum)]
     return as_array[0], as_array[1], C, lr.ndim == 1 or momentum.ndim == 1
 
