@@ -106,6 +106,10 @@ class SGD:
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
         object.__setattr__(self, "_groups", _dtype_groups(self._flat_params))
+        sized_params = [i for i, p in enumerate(self._flat_params) if p.size]
+        object.__setattr__(self, "_sized", sized_params)
+        object.__setattr__(self, "_param_spans", _sorted_spans([self._flat_params[i] for i in sized_params])
+                           if sized_params else None)
         object.__setattr__(self, "_buffers", [None] * len(params))
         object.__setattr__(self, "steps", 0)
         object.__setattr__(self, "n_threads", resolve_threads(n_threads))
@@ -132,7 +136,7 @@ class SGD:
         Every gradient is checked before any parameter changes: a bad one leaves all of them
         (and the buffers) as they were.
         """
-        from polyak._kernels._sgd import sgd_step, sgd_step_many  # noqa: PLC0415
+        from polyak._kernels._sgd import data_addresses, sgd_step, sgd_step_many  # noqa: PLC0415
 
         flat = self._flat_gradients(grads)
         s = self._settings
@@ -156,9 +160,12 @@ class SGD:
         for group in self._groups:
             dtype = group.dtype
             constants = [dtype.type(v) for v in (-1.0 if s["maximize"] else 1.0, decay, decoupled, mu, a, k, e)]
-            grads = np.array([flat[i].ctypes.data for i in group.members], dtype=np.uintp)
-            buffers = group.no_buffers if mu == 0 else np.array(
-                [self._buffers[i].ctypes.data for i in group.members], dtype=np.uintp)
+            grads = np.empty(len(group.members), np.uintp)
+            data_addresses([flat[i] for i in group.members], grads)
+            buffers = group.no_buffers
+            if mu != 0:
+                buffers = np.empty(len(group.members), np.uintp)
+                data_addresses([self._buffers[i] for i in group.members], buffers)
             fresh = {starting[i] for i in group.members}
             if len(fresh) == 1:  # the usual case: one parallel loop over every chunk
                 sgd_step_many(group.tag, group.params, grads, buffers, group.chunk_array, group.chunk_start,
@@ -187,8 +194,7 @@ class SGD:
             if grad.dtype != param.dtype:
                 raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
             flat.append(np.ravel(grad, order=_order(param)))  # a view when it can be
-        sized = [i for i, p in enumerate(self._flat_params) if p.size]
-        if sized and _gradient_aliases_another_param([self._flat_params[i] for i in sized], [flat[i] for i in sized]):
+        if self._param_spans is not None and _gradient_aliases_another_param(self._param_spans, flat, self._sized):
             raise ValueError("a gradient shares memory with another parameter; the parallel update "
                              "would race: pass gradients in their own arrays")
         return flat
@@ -295,17 +301,29 @@ def _params_overlap(params):
     return bool(np.any(starts[1:] < np.maximum.accumulate(ends)[:-1]))
 
 
-def _gradient_aliases_another_param(params, grads):
+def _sorted_spans(params):
+    # the parameters' byte intervals sorted by start, the sorting order, and their sizes in
+    # the parameters' own order
+    starts, ends = _spans(params)
+    order = np.argsort(starts, kind="stable")
+    return starts[order], ends[order], order, ends - starts
+
+
+def _gradient_aliases_another_param(spans, flat, sized):
     """True when some gradient shares memory with a parameter other than its own.
 
-    The parameters do not overlap each other, so sorted by start their ends increase too and
-    the ones a gradient meets are a run [lo, hi). A gradient may be its own parameter's
-    memory, exactly (each element is then read and written in one place), not a shifted view.
+    `spans` are the non-empty parameters' intervals (`_sorted_spans`): they do not overlap,
+    so sorted by start their ends increase too and those a gradient meets are a run [lo, hi).
+    A gradient may be its own parameter's memory, exactly (each element is then read and
+    written in one place), not a shifted view.
     """
-    p_starts, p_ends = _spans(params)
-    order = np.argsort(p_starts, kind="stable")
-    p_starts, p_ends = p_starts[order], p_ends[order]
-    g_starts, g_ends = _spans(grads)
+    from polyak._kernels._sgd import data_addresses  # noqa: PLC0415
+
+    p_starts, p_ends, order, sizes = spans
+    g_starts = np.empty(len(sized), np.uintp)
+    data_addresses([flat[i] for i in sized], g_starts)
+    g_starts = g_starts.astype(np.uint64)
+    g_ends = g_starts + sizes  # a gradient has its parameter's size
     hi = np.searchsorted(p_starts, g_ends, side="left")
     lo = np.searchsorted(p_ends, g_starts, side="right")
     met = hi - lo

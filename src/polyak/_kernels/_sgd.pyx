@@ -14,9 +14,12 @@ element's arithmetic is independent, so results do not depend on the thread coun
 ``sgd_step_many`` runs the chunks of many arrays in one parallel loop.
 """
 
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uintptr_t
+
+cnp.import_array()
 
 cdef enum:
     CHUNK = 32768  # elements per parallel task; arrays of fewer than 2 chunks run serially
@@ -106,3 +109,10 @@ def sgd_step_many(floating[::1] dtype_tag, const uintptr_t[::1] params,
             _step_flags(<floating*>params[i] + lo, <const floating*>grads[i] + lo,
                         <floating*>buffers[i] + lo if momentum else NULL, chunk_length[q], sign,
                         decay, decoupled, beta, a, k, e, momentum, first, nesterov)
+
+
+def data_addresses(list arrays, uintptr_t[::1] out):
+    """out[i] = the data address of arrays[i] (NumPy arrays): PyArray_DATA, without Python."""
+    cdef Py_ssize_t i
+    for i in range(len(arrays)):
+        out[i] = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>arrays[i])
