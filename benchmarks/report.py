@@ -37,6 +37,8 @@ def main(path):
                 rate = f"{info['bytes'] / median / 1e9:.1f} GB/s effective"
             else:
                 rate = ""
+            if "time_vs_torch_fused_interleaved" in info:
+                rate += f"; {info['time_vs_torch_fused_interleaved']:.2f}× torch's time, interleaved"
             if "fraction_of_blas_rate" in info:
                 rate += f"; {info['fraction_of_blas_rate']:.2f} of the BLAS rate, interleaved"
             name = bench["param"] if bench.get("param") else bench["name"]
