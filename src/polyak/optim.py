@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from polyak._config import resolve_threads
-from polyak.rules import CONVENTIONS
+from polyak.rules import CONVENTIONS, LR_INSIDE_VELOCITY, NEGATED_VELOCITY, UNDAMPED_FIRST_STEP
 
 __all__ = ["SGD"]
 
@@ -141,9 +141,10 @@ class SGD:
         flat = self._flat_gradients(grads)
         s = self._settings
         lr, mu = s["lr"], s["momentum"]
-        lr_inside = self.convention in ("mxnet", "goodfellow")
-        decoupled = lr * s["weight_decay"] if self.convention == "goodfellow" else 0.0
-        decay = 0.0 if self.convention == "goodfellow" else s["weight_decay"]
+        lr_inside = self.convention in LR_INSIDE_VELOCITY
+        keras = self.convention == NEGATED_VELOCITY  # Keras' weight decay is decoupled
+        decoupled = lr * s["weight_decay"] if keras else 0.0
+        decay = 0.0 if keras else s["weight_decay"]
         if mu == 0:
             a, k, e = 0.0, lr, 0.0
         elif lr_inside:
@@ -152,7 +153,7 @@ class SGD:
             a, k, e = 1.0 - s["dampening"], (lr * mu if s["nesterov"] else lr), (lr if s["nesterov"] else 0.0)
         # a parameter without a buffer starts one: torch's at g (first step), the others' at 0
         starting = [mu != 0 and buffer is None for buffer in self._buffers]
-        first = self.convention == "torch"
+        first = self.convention == UNDAMPED_FIRST_STEP
         for i, param in enumerate(self._flat_params):
             if starting[i]:
                 self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
@@ -204,7 +205,7 @@ class SGD:
 
         Buffers are in the convention's own form (Goodfellow's m = −u); shapes as the params.
         """
-        sign = -1 if self.convention == "goodfellow" else 1
+        sign = -1 if self.convention == NEGATED_VELOCITY else 1
         buffers = [None if b is None else (sign * b).reshape(p.shape, order=_order(p))
                    for b, p in zip(self._buffers, self.params)]
         return {"convention": self.convention, "hyperparameters": dict(self._settings), "steps": self.steps,
@@ -219,7 +220,7 @@ class SGD:
             raise ValueError(f"the state has {len(buffers)} buffers for {len(self.params)} parameters")
         settings = dict(state["hyperparameters"])
         _check(settings, self.convention)
-        sign = -1 if self.convention == "goodfellow" else 1
+        sign = -1 if self.convention == NEGATED_VELOCITY else 1
         restored = []
         for i, (buffer, param) in enumerate(zip(buffers, self.params)):
             if buffer is None:

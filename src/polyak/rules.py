@@ -44,7 +44,12 @@ CONVENTIONS = {
     "goodfellow": "goodfellow",
     "keras": "goodfellow",
 }
-_LR_INSIDE_VELOCITY = {"mxnet", "goodfellow"}
+#: The conventions whose velocity carries the learning rate.
+LR_INSIDE_VELOCITY = frozenset({"mxnet", "goodfellow"})
+#: The convention whose velocity has the opposite sign (v = −u): Goodfellow's / Keras'.
+NEGATED_VELOCITY = "goodfellow"
+#: The convention whose first step takes the whole gradient (b₁ = g₁): PyTorch's.
+UNDAMPED_FIRST_STEP = "torch"
 
 
 class KernelRule(NamedTuple):
@@ -139,17 +144,17 @@ class _Rule:
     @property
     def lr_inside_velocity(self):
         """True for the conventions whose velocity carries the learning rate (mxnet, goodfellow)."""
-        return self.convention in _LR_INSIDE_VELOCITY
+        return self.convention in LR_INSIDE_VELOCITY
 
     @property
     def velocity_sign(self):
         """The rule's velocity is this times the canonical u (−1: Goodfellow's v = −u)."""
-        return -1.0 if self.convention == "goodfellow" else 1.0
+        return -1.0 if self.convention == NEGATED_VELOCITY else 1.0
 
     @property
     def undamped_first_step(self):
         """True when a fresh run's first step takes the whole gradient (torch's b₁ = g₁)."""
-        return self.convention == "torch"
+        return self.convention == UNDAMPED_FIRST_STEP
 
     def _resolve(self, batch_size, steps, dtype, continuing):
         """The canonical kernel parameters for `batch_size` problems and `steps` steps."""

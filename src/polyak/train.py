@@ -14,7 +14,7 @@ import numpy as np
 from polyak import reference
 from polyak._config import resolve_threads
 from polyak._validation import as_int, finite_real_array, require_shape
-from polyak.rules import CONVENTIONS
+from polyak.rules import CONVENTIONS, LR_INSIDE_VELOCITY
 
 __all__ = ["linear_regression", "sgd_momentum", "train_from_scratch", "TrainResult"]
 
@@ -98,7 +98,7 @@ def linear_regression(X, y, lr, momentum, *, convention="d2l", nesterov=False, b
     else:
         train_linear = reference.train_linear
     start = time.perf_counter()
-    train_linear(X, y, order, w, b, uw, ub, lr, momentum, convention in ("mxnet", "goodfellow"),
+    train_linear(X, y, order, w, b, uw, ub, lr, momentum, convention in LR_INSIDE_VELOCITY,
                  bool(nesterov), batch_size, record_every, loss, threads)
     seconds = time.perf_counter() - start
 
