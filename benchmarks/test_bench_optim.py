@@ -81,8 +81,9 @@ def test_sgd_step(benchmark, implementation, layout):
     params, buffers, step = make(implementation, layout)
     expected_p, expected_b = [p.copy() for p in params], [b.copy() for b in buffers]
     for p, g, b in zip(expected_p, arrays(LAYOUTS[layout], 2), expected_b):
-        reference.sgd_step(p, g, b, np.float32(1), np.float32(0), np.float32(0), np.float32(MOMENTUM),
-                           np.float32(1), np.float32(LR), np.float32(0), True, False, False, 1)
+        reference.sgd_step(p, g, b, sign=np.float32(1), decay=np.float32(0), decoupled=np.float32(0),
+                           beta=np.float32(MOMENTUM), a=np.float32(1), k=np.float32(LR), e=np.float32(0),
+                           momentum=True, first=False)
     step()
     for got, want in zip(params, expected_p):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

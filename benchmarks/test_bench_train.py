@@ -24,16 +24,19 @@ def test_train_airfoil(benchmark, implementation):
     rng = np.random.default_rng(0)
     lr, momentum = rng.uniform(0.001, 0.03, CONFIGURATIONS), rng.uniform(0.0, 0.9, CONFIGURATIONS)
     lr[0], momentum[0] = 0.01, 0.9
+    one = polyak.Momentum(0.01, 0.9)
     if implementation == "numpy-loop":
         losses, _, _ = train_from_scratch(X, y, 0.01, 0.9)
-        np.testing.assert_allclose(losses, linear_regression(X, y, 0.01, 0.9).loss, rtol=1e-4)
+        np.testing.assert_allclose(losses, linear_regression(X, y, one).loss, rtol=1e-4)
 
         def function():
             return train_from_scratch(X, y, 0.01, 0.9)
     else:
-        def function():
-            return linear_regression(X, y, lr, momentum)
+        rule = polyak.Momentum(lr, momentum)
 
-        np.testing.assert_allclose(function().loss[0], linear_regression(X, y, 0.01, 0.9).loss, rtol=1e-6)
+        def function():
+            return linear_regression(X, y, rule)
+
+        np.testing.assert_allclose(function().loss[0], linear_regression(X, y, one).loss, rtol=1e-6)
     benchmark.group = f"linear regression on Airfoil, 2 epochs, float32 (configurations: 1 vs {CONFIGURATIONS})"
     benchmark.pedantic(function, rounds=5, iterations=1, warmup_rounds=1)

@@ -5,6 +5,28 @@ from hypothesis import HealthCheck, settings
 
 import polyak
 
+#: Every form of the update, once: the tests of every layer are parametrized over this list.
+UPDATE_VARIANTS = {
+    "gd": dict(convention="d2l", gd=True),
+    "d2l": dict(convention="d2l"),
+    "d2l-nesterov": dict(convention="d2l", nesterov=True),
+    "torch": dict(convention="torch"),
+    "torch-nesterov": dict(convention="torch", nesterov=True),
+    "torch-dampening": dict(convention="torch", dampening=0.3),
+    "mxnet": dict(convention="mxnet"),
+    "goodfellow": dict(convention="goodfellow"),
+    "goodfellow-nesterov": dict(convention="goodfellow", nesterov=True),
+}
+
+
+def make_rule(variant, lr, beta, schedule=None):
+    """The rule of an UPDATE_VARIANTS entry with these hyperparameters."""
+    form = dict(UPDATE_VARIANTS[variant])
+    if form.pop("gd", False):
+        return polyak.GD(lr, schedule=schedule)
+    return polyak.Momentum(lr, beta, schedule=schedule, **form)
+
+
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -94,14 +116,11 @@ def assert_close(actual, expected, growing, exact=None, scale=None):
 
 def loss_scale(problem, trajectory):
     """|b| + Σᵢ |½xᵢ(Qx)ᵢ| + |cᵢxᵢ| at each recorded step: the magnitude the loss sums up, (B, K)."""
-    x = np.moveaxis(trajectory.astype(float), 0, 1)  # (B, K, n)
+    x = trajectory.astype(float)  # (B, K, n)
+    B, K, n = x.shape
+    rows = problem.take(np.repeat(np.arange(problem.batch_size), K), np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        if problem.kind == "diagonal":
-            curvature = problem.lam[:, None, :] * x
-        elif problem.shared:
-            curvature = x @ problem.Q
-        else:
-            curvature = np.einsum("bij,bkj->bki", problem.Q, x)
+        curvature = rows.curvature(x.reshape(B * K, n)).reshape(B, K, n)
         c = problem.c[:, None, :]
         return np.abs(problem.b)[:, None] + np.sum(np.abs(0.5 * x * curvature) + np.abs(c * x), axis=2)
 
@@ -109,10 +128,10 @@ def loss_scale(problem, trajectory):
 def assert_records_stop_with_the_problem(result):
     """Records after a problem's last step are NaN, and only those (records before it may be inf)."""
     for p in range(result.x.shape[0]):
-        first_missing = result.steps_taken[p] // result.every + 1
-        for records in (result.loss, None if result.trajectory is None else np.moveaxis(result.trajectory, 0, 1)):
+        missing = result.recorded_at > result.steps_taken[p]
+        for records in (result.loss, result.trajectory):
             if records is not None:
-                assert np.all(np.isnan(records[p, first_missing:]))
+                assert np.all(np.isnan(records[p, missing]))
                 if not result.diverged[p]:
                     assert np.all(np.isfinite(records[p]))
 
@@ -123,14 +142,12 @@ def unstable(problem, rule, steps):
     Such a problem amplifies every rounding, even while it sits at its fixed point (where
     the gradient rounds to exactly 0 in one order of evaluation and to 1e-8 in another).
     """
-    if problem.kind == "diagonal":
-        lam = problem.lam.astype(float)
-    else:
-        lam = np.atleast_2d(polyak.analysis.eigendecompose(problem)[0]) * np.ones((problem.batch_size, 1))
+    lam = problem.eigenbasis()[0].astype(float) * np.ones((problem.batch_size, 1))
     schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
     lr = np.broadcast_to(rule.lr, (problem.batch_size,))[:, None, None] * schedule[None, :, None]
     beta = np.broadcast_to(rule.beta, (problem.batch_size,))[:, None, None]
-    radius = polyak.analysis.spectral_radius(lr * (1 - rule.dampening), beta, lam[:, None, :], nesterov=rule.nesterov)
+    radius = polyak.analysis.spectral_radius(lr, beta, lam[:, None, :], convention=rule.convention,
+                                             nesterov=rule.nesterov, dampening=rule.dampening)
     return np.max(radius, axis=(1, 2)) > 1
 
 
@@ -156,8 +173,7 @@ def check_against_reference(problem, rule, x0, steps, options):
     def pick(result, name, p):
         if result is None or getattr(result, name) is None:
             return None
-        values = getattr(result, name)
-        return values[:, p] if name == "trajectory" else values[p]
+        return getattr(result, name)[p]
 
     for p in range(problem.batch_size):
         for name in ("x", "velocity", "loss", "trajectory"):

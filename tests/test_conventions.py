@@ -1,4 +1,6 @@
-"""The conventions against their literal formulas; equal iterates for a constant lr only."""
+"""What sets the conventions apart: equal iterates for a constant lr only, velocities scaled by η.
+
+Every convention against its literal formula is in test_update_variants.py."""
 
 import numpy as np
 import pytest
@@ -16,22 +18,6 @@ X0 = RNG.normal(size=12)
 def run_one(rule, steps, **kwargs):
     problem = polyak.Quadratic.diagonal(LAM, C)
     return polyak.run(problem, rule, X0, steps, **kwargs)
-
-
-FORMS = [(c, False) for c in CONVENTIONS] + [(c, True) for c in CONVENTIONS if c != "mxnet"]
-
-
-@pytest.mark.parametrize("convention, nesterov", FORMS)
-@pytest.mark.parametrize("scheduled", [False, True])
-def test_matches_literal_formula(convention, nesterov, scheduled):
-    steps, lr, beta = 40, 0.3, 0.7
-    schedule = np.linspace(1.0, 0.2, steps) if scheduled else None
-    rule = polyak.Momentum(lr, beta, convention=convention, nesterov=nesterov, schedule=schedule)
-    result = run_one(rule, steps)
-    lrs = lr * (schedule if scheduled else np.ones(steps))
-    x, v = literal_run(convention, LAM, C, X0, lrs, beta, nesterov=nesterov)
-    np.testing.assert_allclose(result.x, x, rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(result.velocity, v, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("dampening", [0.1, 0.5, 1.0])
@@ -69,26 +55,6 @@ def test_schedule_documented_difference(convention, expected):
     rule = polyak.Momentum(0.1, 0.9, convention=convention, schedule=[1.0, 0.1])
     theta = polyak.run(problem, rule, [0.0], 2).x[0]
     assert theta == pytest.approx(expected, abs=1e-15)
-
-
-def test_gd_is_momentum_zero():
-    rule = polyak.GD(0.25, schedule=np.linspace(1, 0.5, 30))
-    x, _ = literal_run("d2l", LAM, C, X0, 0.25 * np.linspace(1, 0.5, 30), 0.0)
-    result = run_one(rule, 30)
-    np.testing.assert_allclose(result.x, x, rtol=1e-13, atol=1e-15)
-    assert result.velocity is None
-
-
-@pytest.mark.parametrize("convention", CONVENTIONS)
-def test_continuing_with_the_velocity_equals_one_long_run(convention):
-    dampening = 0.3 if convention == "torch" else 0.0
-    schedule = np.linspace(1.0, 0.3, 60)
-    whole = run_one(polyak.Momentum(0.2, 0.7, convention=convention, dampening=dampening, schedule=schedule), 60)
-    first = run_one(polyak.Momentum(0.2, 0.7, convention=convention, dampening=dampening, schedule=schedule[:25]), 25)
-    rest_rule = polyak.Momentum(0.2, 0.7, convention=convention, dampening=dampening, schedule=schedule[25:])
-    rest = polyak.run(polyak.Quadratic.diagonal(LAM, C), rest_rule, first.x, 35, v0=first.velocity)
-    np.testing.assert_allclose(rest.x, whole.x, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(rest.velocity, whole.velocity, rtol=1e-12, atol=1e-14)
 
 
 def test_torch_before_its_first_step_has_no_buffer_to_continue_from():

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import polyak
-from conftest import check_against_reference
+from conftest import UPDATE_VARIANTS, check_against_reference, make_rule
 
 RNG = np.random.default_rng(11)
 
@@ -96,12 +96,10 @@ def dense_runs(draw):
     Q = spd(n, rng, shift=0.05) if shared else np.stack([spd(n, rng, shift=0.05) for _ in range(B)])
     Q = Q * draw(st.sampled_from([0.5, 1.0, 3.0]))  # some diverge
     c = rng.normal(size=(B, n)) * draw(st.sampled_from([0.0, 1.0]))
-    convention, nesterov = draw(st.sampled_from([("d2l", False), ("d2l", True), ("torch", False), ("mxnet", False), ("goodfellow", True)]))
+    variant = draw(st.sampled_from(list(UPDATE_VARIANTS)))
     steps = draw(st.sampled_from([0, 1, 5, 128, 200]))
     schedule = rng.uniform(0.3, 1.0, steps) if draw(st.booleans()) else None
-    dampening = 0.3 if convention == "torch" and draw(st.booleans()) else 0.0
-    rule = polyak.Momentum(rng.uniform(0.1, 1.0, B), rng.uniform(0.1, 0.9, B), convention=convention,
-                           nesterov=nesterov, dampening=dampening, schedule=schedule)
+    rule = make_rule(variant, rng.uniform(0.1, 1.0, B), rng.uniform(0.1, 0.9, B), schedule)
     problem = polyak.Quadratic.dense(Q.astype(dtype), c.astype(dtype), b=rng.normal(size=B))
     options = dict(record=draw(st.sampled_from([None, "loss", ("loss", "trajectory")])), every=draw(st.integers(1, 30)), dtype=dtype)
     return problem, rule, rng.normal(size=(B, n)).astype(dtype), steps, options
@@ -110,13 +108,3 @@ def dense_runs(draw):
 @given(dense_runs())
 def test_dense_kernels_equal_the_reference(case):
     check_against_reference(*case)
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_dense_results_do_not_depend_on_thread_count(shared):
-    Q = spd(40) if shared else np.stack([spd(40) for _ in range(9)])
-    problem = polyak.Quadratic.dense(Q, RNG.normal(size=(9, 40)))
-    rule = polyak.Momentum(RNG.uniform(0.1, 1.0, 9), RNG.uniform(0.1, 0.9, 9), convention="torch", dampening=0.2)
-    one, two = (polyak.run(problem, rule, np.ones(40), 300, record="loss", every=7, n_threads=t) for t in (1, 2))
-    np.testing.assert_array_equal(one.x, two.x)
-    np.testing.assert_array_equal(one.loss, two.loss)

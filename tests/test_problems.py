@@ -59,11 +59,11 @@ def test_run_reaches_the_minimizer_and_records_the_loss():
     problem = polyak.Quadratic.diagonal(rng.uniform(1, 2, (3, 8)), rng.normal(size=(3, 8)), b=[1.0, 2.0, 3.0])
     result = polyak.run(problem, polyak.Momentum(0.3, 0.3), np.zeros(8), 400, record=("loss", "trajectory"), every=50)
     np.testing.assert_allclose(result.x, problem.minimizer(), rtol=1e-12)
-    assert result.loss.shape == (3, 9) and result.trajectory.shape == (9, 3, 8)
+    assert result.loss.shape == (3, 9) and result.trajectory.shape == (3, 9, 8)
     np.testing.assert_allclose(result.loss[:, 0], problem.b)
     np.testing.assert_allclose(result.loss[:, -1], problem.min_value(), rtol=1e-12)
     for k in range(9):
-        np.testing.assert_allclose(result.loss[:, k], problem.value(result.trajectory[k]), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(result.loss[:, k], problem.value(result.trajectory[:, k]), rtol=1e-12, atol=1e-14)
 
 
 def test_unbatched_results_for_a_single_problem():

@@ -43,7 +43,7 @@ def test_sgd_momentum_is_the_books_update():
 
 def test_same_minibatches_same_trajectory_as_the_textbook_loop(airfoil64):
     X, y = airfoil64
-    result = linear_regression(X, y, [0.02, 0.01], [0.5, 0.9])
+    result = linear_regression(X, y, polyak.Momentum([0.02, 0.01], [0.5, 0.9]))
     for c, (lr, momentum) in enumerate([(0.02, 0.5), (0.01, 0.9)]):
         losses, w, b = train_from_scratch(X, y, lr, momentum)
         np.testing.assert_allclose(result.loss[c], losses, rtol=1e-10)
@@ -54,42 +54,47 @@ def test_same_minibatches_same_trajectory_as_the_textbook_loop(airfoil64):
 @pytest.mark.parametrize("lr, momentum", [(0.02, 0.5), (0.01, 0.9), (0.005, 0.9)])
 def test_the_textbooks_three_runs_end_where_the_textbooks_do(lr, momentum):
     X, y = polyak.data.airfoil()
-    result = linear_regression(X, y, lr, momentum)
+    result = linear_regression(X, y, polyak.Momentum(lr, momentum))
     assert result.loss.shape == (15,)
     np.testing.assert_allclose(result.epochs, np.arange(1, 16) * 200 / 1500)
     assert 0.24 <= result.loss[-1] <= 0.25
     assert result.loss[-1] < result.loss[0]
 
 
-def test_kernel_equals_reference_and_threads(airfoil64):
+def test_divergence_stops_a_configuration_and_the_others_go_on(airfoil64):
     X, y = airfoil64
-    rng = np.random.default_rng(2)
-    lr, momentum = rng.uniform(0.001, 0.05, 37), rng.uniform(0.0, 0.95, 37)
-    for convention, nesterov in [("d2l", False), ("d2l", True), ("mxnet", False), ("goodfellow", True)]:
-        runs = [linear_regression(X, y, lr, momentum, convention=convention, nesterov=nesterov, n_threads=t,
-                                  batch_size=16, record_every=160, epochs=3, seed=5) for t in (1, 2)]
-        np.testing.assert_array_equal(runs[0].loss, runs[1].loss)
-        reference = linear_regression(X, y, lr, momentum, convention=convention, nesterov=nesterov,
-                                      batch_size=16, record_every=160, epochs=3, seed=5, implementation="reference")
-        np.testing.assert_allclose(runs[0].loss, reference.loss, rtol=1e-10)
-        np.testing.assert_allclose(runs[0].w, reference.w, rtol=1e-9, atol=1e-12)
+    result = linear_regression(X, y, polyak.Momentum([0.01, 5.0], 0.9), epochs=3)
+    np.testing.assert_array_equal(result.diverged, [False, True])
+    assert result.steps_taken[0] == 450 and result.steps_taken[1] < 450
+    assert result.steps_taken[1] % 128 == 0  # stopped at a check
+    stopped = result.recorded_at > result.steps_taken[1]
+    assert np.all(np.isnan(result.loss[1, stopped])) and np.all(np.isfinite(result.loss[1, ~stopped]))
+    assert np.all(np.isfinite(result.loss[0]))
+
+
+def test_a_schedule_is_one_multiplier_per_minibatch(airfoil64):
+    X, y = airfoil64
+    halved = linear_regression(X, y, polyak.Momentum(0.02, 0.5, schedule=np.full(300, 0.5)))
+    plain = linear_regression(X, y, polyak.Momentum(0.01, 0.5))
+    np.testing.assert_allclose(halved.loss, plain.loss, rtol=1e-12)
+    with pytest.raises(ValueError, match="schedule has 10 multipliers but training takes 300 steps"):
+        linear_regression(X, y, polyak.GD(0.01, schedule=np.ones(10)))
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(lr=-0.1), ValueError, r"lr must be > 0"),
-        (dict(momentum=1.5), ValueError, r"momentum must be in \[0, 1\]"),
-        (dict(lr=[0.1, 0.2], momentum=[0.5, 0.5, 0.5]), ValueError, r"same length"),
+        (dict(rule=0.01), TypeError, r"rule must be polyak.GD or polyak.Momentum; got float"),
         (dict(batch_size=0), ValueError, r"batch_size must be >= 1"),
-        (dict(convention="sgd"), ValueError, r"convention must be one of"),
-        (dict(nesterov=True, momentum=0.0), ValueError, r"nesterov needs momentum > 0"),
-        (dict(lr=np.nan), ValueError, r"lr must be finite"),
+        (dict(epochs=-1), ValueError, r"epochs must be >= 0"),
+        (dict(record_every=1.5), TypeError, r"record_every must be an integer"),
+        (dict(implementation="closed-form"), ValueError, r"a least-squares plan runs with implementation 'kernel' or 'reference'"),
+        (dict(divergence_bound=-1.0), ValueError, r"divergence_bound must be > 0"),
     ],
 )
 def test_bad_training_arguments(kwargs, error, match):
     X, y = polyak.data.airfoil()
-    arguments = dict(lr=0.01, momentum=0.9)
+    arguments = dict(rule=polyak.Momentum(0.01, 0.9))
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         linear_regression(X, y, **arguments)
@@ -99,18 +104,21 @@ def test_one_float64_configuration():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
-    result = linear_regression(X, y, 0.1, 0.5, epochs=30, record_every=40)
-    assert result.w.shape == (3,) and result.loss.shape == (30,)
+    result = linear_regression(X, y, polyak.Momentum(0.1, 0.5), epochs=30, record_every=40)
+    assert result.w.shape == (3,) and result.loss.shape == (30,) and result.x.shape == (4,)
     np.testing.assert_allclose(result.w, [1.0, -2.0, 0.5], atol=1e-3)
     assert result.b == pytest.approx(0.3, abs=1e-3)
     losses, w, b = train_from_scratch(X, y, 0.1, 0.5, epochs=30, record_every=40)
     np.testing.assert_allclose(result.loss, losses, rtol=1e-10, atol=1e-15)
-    with pytest.raises(ValueError, match="arrays are empty"):
-        linear_regression(X, y, [], [])
+    with pytest.raises(ValueError, match="lr must be a scalar or a 1-D array with one entry per problem"):
+        linear_regression(X, y, polyak.Momentum([], []))
 
 
 def test_bad_data():
+    rule = polyak.Momentum(0.1, 0.5)
     with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
-        linear_regression(np.ones((3, 2)), np.ones(4), 0.1, 0.5)
+        linear_regression(np.ones((3, 2)), np.ones(4), rule)
     with pytest.raises(ValueError, match=r"X must have shape \(N, d\)"):
-        linear_regression(np.ones(3), np.ones(3), 0.1, 0.5)
+        linear_regression(np.ones(3), np.ones(3), rule)
+    with pytest.raises(ValueError, match=r"1 <= d <= 64"):
+        linear_regression(np.ones((3, 65)), np.ones(3), rule)

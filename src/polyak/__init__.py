@@ -2,6 +2,8 @@
 
 Quadratic problems, update rules in every common convention, and `run`, which steps thousands
 of problems at once in typed Cython + OpenMP kernels; `polyak.reference` is their NumPy twin.
+`run` is `execute(plan(...))`: a `Plan` is the picklable description of what to compute,
+which `execute` runs with the kernel, the reference or the closed form, whole or in pieces.
 
 >>> import polyak
 >>> problem = polyak.problems.ill_conditioned_2d()
@@ -12,19 +14,25 @@ of problems at once in typed Cython + OpenMP kernels; `polyak.reference` is thei
 
 from polyak import analysis, data, optim, problems, reference, rules, train
 from polyak._config import __version__, show_config
+from polyak.execution import execute
+from polyak.plans import Plan, plan
 from polyak.problems import Quadratic
+from polyak.results import Result
 from polyak.rules import GD, Momentum
-from polyak.solve import RunResult, run
+from polyak.solve import run
 
 __all__ = [
     "GD",
     "Momentum",
+    "Plan",
     "Quadratic",
-    "RunResult",
+    "Result",
     "__version__",
     "analysis",
     "data",
+    "execute",
     "optim",
+    "plan",
     "problems",
     "reference",
     "rules",

@@ -1,5 +1,14 @@
-"""The build's configuration and the one helper that turns `n_threads` into a thread count."""
+"""The build's configuration, the choice of kernels for this CPU, and the thread count helper.
 
+Every kernel module is compiled once per instruction-set level (see setup.py). At import,
+polyak takes the highest level that was built and that this CPU supports, or the level named
+by the environment variable ``POLYAK_CPU_LEVEL`` (``baseline``, ``x86-64-v3``, ``x86-64-v4``,
+``native``): a way to test or compare the lower levels on a capable machine.
+"""
+
+import contextlib
+import importlib
+import os
 import platform
 
 import numpy as np
@@ -10,6 +19,10 @@ from polyak._version import __version__
 
 #: The most threads a kernel may be asked for (OpenMP fails hard when it cannot create them).
 MAX_THREADS = 1024
+#: The environment variable that forces an instruction-set level.
+LEVEL_VARIABLE = "POLYAK_CPU_LEVEL"
+#: The module-name suffix of each level's kernels.
+LEVEL_SUFFIX = {"baseline": "", "x86-64-v3": "_x86_64_v3", "x86-64-v4": "_x86_64_v4", "native": "_native"}
 
 
 def _build():
@@ -18,15 +31,63 @@ def _build():
     return _build
 
 
+def supported_levels():
+    """The levels this build has and this CPU runs, lowest first."""
+    build = _build()
+    return tuple(level for level in build.built_levels() if build.cpu_supports(level))
+
+
+def _chosen_level():
+    build = _build()
+    forced = os.environ.get(LEVEL_VARIABLE, "").strip()
+    if not forced:
+        return supported_levels()[-1]
+    if forced not in build.built_levels():
+        raise ImportError(f"{LEVEL_VARIABLE}={forced!r}: this build of polyak has the levels "
+                          f"{', '.join(build.built_levels())}")
+    if not build.cpu_supports(forced):
+        raise ImportError(f"{LEVEL_VARIABLE}={forced!r}: this CPU does not support it; it supports "
+                          f"{', '.join(supported_levels())}")
+    return forced
+
+
+_level = _chosen_level()
+
+
+def level():
+    """The instruction-set level whose kernels are in use."""
+    return _level
+
+
+@contextlib.contextmanager
+def use_level(name):
+    """Run the kernels of level `name` inside the block (benchmarks compare levels with it)."""
+    global _level
+    if name not in supported_levels():
+        raise ValueError(f"level {name!r} is not built or not supported here; available: {supported_levels()}")
+    saved, _level = _level, name
+    try:
+        yield
+    finally:
+        _level = saved
+
+
+def kernels(name):
+    """The compiled module `name` (e.g. "_diagonal") of the level in use."""
+    return importlib.import_module(f"polyak._kernels.{name}{LEVEL_SUFFIX[_level]}")
+
+
 def show_config(print_out=True):
     """The build's configuration as a dict (and printed readably unless `print_out` is False).
 
     Keys: ``version``, ``python``, ``numpy``, ``scipy``, ``openmp`` (whether the kernels were
     compiled with OpenMP), ``max_threads`` (the default thread count: OMP_NUM_THREADS or the
-    number of cores; 1 without OpenMP), ``compile_args`` (the compiler flags of the kernels),
-    ``extension`` (the path of the compiled module in use).
+    number of cores; 1 without OpenMP), ``cpu_level`` (the instruction-set level whose
+    kernels are in use), ``cpu_levels_built``, ``cpu_levels_supported`` (by this CPU),
+    ``compile_args`` (the compiler flags of the kernels in use), ``extension`` (the path of
+    a compiled module in use).
     """
-    build = _build()
+    build, probe = _build(), kernels("_probe")
     config = {
         "version": __version__,
         "python": platform.python_version(),
@@ -34,8 +95,11 @@ def show_config(print_out=True):
         "scipy": scipy.__version__,
         "openmp": build.openmp_enabled(),
         "max_threads": build.max_threads(),
-        "compile_args": build.compile_args(),
-        "extension": build.__file__,
+        "cpu_level": probe.level(),
+        "cpu_levels_built": list(build.built_levels()),
+        "cpu_levels_supported": list(supported_levels()),
+        "compile_args": probe.compile_args(),
+        "extension": probe.__file__,
     }
     if print_out:
         width = max(map(len, config))

@@ -1,15 +1,18 @@
-"""The command line: ``python -m polyak`` (or ``polyak``).
+"""The command line: ``python -m polyak`` (or ``polyak``), with subcommands.
 
-``python -m polyak``            the textbook's 2D experiments, as the textbook prints them
-``python -m polyak config``     the build's configuration (polyak.show_config)
+``polyak``                      the textbook's 2D experiments (as ``polyak textbook``)
+``polyak textbook [--steps T]`` the textbook's 2D experiments, as the textbook prints them
+``polyak config``               the build's configuration (polyak.show_config)
+
+Each subcommand is a function taking the parsed arguments (``set_defaults(func=...)``), so
+a new one is a parser and a function.
 """
 
 import argparse
 
-import numpy as np
 
 from polyak._config import show_config
-from polyak.analysis import spectral_radius
+from polyak.analysis import rate
 from polyak.problems import ill_conditioned_2d
 from polyak.rules import GD, Momentum
 from polyak.solve import run
@@ -40,24 +43,45 @@ def textbook_table(steps=TEXTBOOK_STEPS, start=TEXTBOOK_START):
     rows = []
     for name, rule in TEXTBOOK_RUNS:
         x1, x2 = run(problem, rule, start, steps).x
-        rate = np.max(spectral_radius(rule.lr, rule.beta, problem.lam[0], nesterov=rule.nesterov))
-        verdict = f"diverges (rate {rate:.4f} > 1)" if rate > 1 else f"converges (rate {rate:.4f})"
+        radius = rate(problem, rule)
+        verdict = f"diverges (rate {radius:.4f} > 1)" if radius > 1 else f"converges (rate {radius:.4f})"
         rows.append((name, f"epoch {steps}, x1: {x1:f}, x2: {x2:f}", verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines += [f"{name:<{widths[0]}}  {end:<{widths[1]}}  {verdict}" for name, end, verdict in rows]
     return lines
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="polyak", description="The momentum method on quadratics.")
-    parser.add_argument("command", nargs="?", default="textbook", choices=["textbook", "config"],
-                        help="textbook: the textbook's 2D experiments (default); config: the build")
-    parser.add_argument("--steps", type=int, default=TEXTBOOK_STEPS, help="steps of each run (default 20)")
-    args = parser.parse_args(argv)
-    if args.command == "config":
-        show_config()
-        return 0
-    if args.steps < 0:
-        parser.error(f"--steps must be >= 0; got {args.steps}")
+def _textbook(args):
     print("\n".join(textbook_table(args.steps)))
     return 0
+
+
+def _config(args):
+    show_config()
+    return 0
+
+
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
+def parser():
+    """The argument parser, one subparser per command."""
+    top = argparse.ArgumentParser(prog="polyak", description="The momentum method on quadratics.")
+    commands = top.add_subparsers(title="commands", metavar="COMMAND")
+    textbook = commands.add_parser("textbook", help="the textbook's 2D experiments (the default)")
+    textbook.add_argument("--steps", type=_non_negative, default=TEXTBOOK_STEPS,
+                          help=f"steps of each run (default {TEXTBOOK_STEPS})")
+    textbook.set_defaults(func=_textbook)
+    config = commands.add_parser("config", help="the build's configuration")
+    config.set_defaults(func=_config)
+    top.set_defaults(func=_textbook, steps=TEXTBOOK_STEPS)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    return args.func(args)

@@ -16,11 +16,16 @@ form); "mxnet" v ← μv + lr·g, p ← p − v; "goodfellow"/"keras" m ← μm 
 (nesterov: p ← p + μm − lr·g) with Keras' decoupled weight decay p ← p − lr·weight_decay·p
 before the step. "d2l" and "mxnet" add weight decay to the gradient, as "torch" does.
 
-Each step is one fused pass per array (typed Cython; parallel over elements for large arrays),
-with no temporaries; the fused arithmetic (FMAs, p − (lr·μ)b − lr·g for nesterov) equals
-PyTorch's within rounding, not bit for bit. NaN or infinite gradients are not checked: they
-propagate into the parameters and buffers as in PyTorch. Parameters may not share memory,
-nor a gradient with another parameter (the parallel update would race).
+Each step is one fused pass over all arrays (typed Cython, one parallel loop over fixed chunks),
+with no temporaries; the coefficients of each convention come from
+:func:`polyak.rules.canonical_coefficients`, and the fused arithmetic (FMAs,
+p − (lr·μ)b − lr·g for nesterov) equals PyTorch's within rounding, not bit for bit. NaN or
+infinite gradients are not checked: they propagate into the parameters and buffers as in
+PyTorch. Parameters may not share memory, nor a gradient with another parameter (the
+parallel update would race).
+
+The optimizer holds its parameter arrays, never their addresses: a copy (``copy.deepcopy``)
+or an unpickled optimizer updates its own arrays.
 """
 
 import numbers
@@ -28,8 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from polyak._config import resolve_threads
-from polyak.rules import CONVENTIONS, LR_INSIDE_VELOCITY, NEGATED_VELOCITY, UNDAMPED_FIRST_STEP
+from polyak._config import kernels, resolve_threads
+from polyak.rules import NEGATED_VELOCITY, canonical_coefficients, resolve_convention
 
 __all__ = ["SGD"]
 
@@ -85,9 +90,7 @@ class SGD:
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  *, maximize=False, convention="torch", n_threads=None):
-        if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
-        object.__setattr__(self, "convention", CONVENTIONS[convention.lower()])
+        object.__setattr__(self, "convention", resolve_convention(convention))
         settings = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize)
         _check(settings, self.convention)
@@ -106,13 +109,15 @@ class SGD:
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
         object.__setattr__(self, "_groups", _dtype_groups(self._flat_params))
-        sized_params = [i for i, p in enumerate(self._flat_params) if p.size]
-        object.__setattr__(self, "_sized", sized_params)
-        object.__setattr__(self, "_param_spans", _sorted_spans([self._flat_params[i] for i in sized_params])
-                           if sized_params else None)
         object.__setattr__(self, "_buffers", [None] * len(params))
         object.__setattr__(self, "steps", 0)
         object.__setattr__(self, "n_threads", resolve_threads(n_threads))
+
+    def __reduce__(self):
+        # the parameters themselves (copied by deepcopy, pickled by value): the views and
+        # tables derived from them are made anew for the arrays the copy holds
+        state = self.state_dict()
+        return _restore, (self.params, self.convention, self.n_threads, state)
 
     def __getattr__(self, name):
         if name in _HYPERPARAMETERS:
@@ -136,46 +141,31 @@ class SGD:
         Every gradient is checked before any parameter changes: a bad one leaves all of them
         (and the buffers) as they were.
         """
-        from polyak._kernels._sgd import data_addresses, sgd_step, sgd_step_many  # noqa: PLC0415
-
         flat = self._flat_gradients(grads)
         s = self._settings
         lr, mu = s["lr"], s["momentum"]
-        lr_inside = self.convention in LR_INSIDE_VELOCITY
         keras = self.convention == NEGATED_VELOCITY  # Keras' weight decay is decoupled
-        decoupled = lr * s["weight_decay"] if keras else 0.0
-        decay = 0.0 if keras else s["weight_decay"]
-        if mu == 0:
-            a, k, e = 0.0, lr, 0.0
-        elif lr_inside:
-            a, k, e = lr, (mu if s["nesterov"] else 1.0), (lr if s["nesterov"] else 0.0)
-        else:
-            a, k, e = 1.0 - s["dampening"], (lr * mu if s["nesterov"] else lr), (lr if s["nesterov"] else 0.0)
-        # a parameter without a buffer starts one: torch's at g (first step), the others' at 0
+        constants = dict(sign=-1.0 if s["maximize"] else 1.0, decay=0.0 if keras else s["weight_decay"],
+                         decoupled=lr * s["weight_decay"] if keras else 0.0, beta=mu, momentum=mu != 0)
+        # a parameter without a buffer starts one: torch's at g (u = 1·g, its first step), the
+        # others' from u = 0, which is the same as u = a·g
         starting = [mu != 0 and buffer is None for buffer in self._buffers]
-        first = self.convention == UNDAMPED_FIRST_STEP
         for i, param in enumerate(self._flat_params):
             if starting[i]:
-                self._buffers[i] = (np.empty if first else np.zeros)(param.size, param.dtype)
-        flags = (mu != 0, s["nesterov"])
+                self._buffers[i] = np.empty(param.size, param.dtype)
+        step = kernels("_sgd").sgd_step
         for group in self._groups:
-            dtype = group.dtype
-            constants = [dtype.type(v) for v in (-1.0 if s["maximize"] else 1.0, decay, decoupled, mu, a, k, e)]
-            grads = np.empty(len(group.members), np.uintp)
-            data_addresses([flat[i] for i in group.members], grads)
-            buffers = group.no_buffers
-            if mu != 0:
-                buffers = np.empty(len(group.members), np.uintp)
-                data_addresses([self._buffers[i] for i in group.members], buffers)
-            fresh = {starting[i] for i in group.members}
-            if len(fresh) == 1:  # the usual case: one parallel loop over every chunk
-                sgd_step_many(group.tag, group.params, grads, buffers, group.chunk_array, group.chunk_start,
-                              group.chunk_length, *constants, flags[0], first and fresh.pop(), flags[1],
-                              self.n_threads)
-                continue
-            for i in group.members:  # some buffers start now, some go on: array by array
-                sgd_step(self._flat_params[i], flat[i], self._buffers[i], *constants, flags[0],
-                         first and starting[i], flags[1], self.n_threads)
+            for first in (True, False):
+                members = [i for i in group.members if starting[i] == first]
+                if not members:
+                    continue
+                a, k, e = (float(v) for v in canonical_coefficients(
+                    self.convention, lr, mu, nesterov=s["nesterov"], dampening=s["dampening"], first_step=first))
+                chunks = group.chunks if len(members) == len(group.members) else _chunk_table(
+                    [self._flat_params[i] for i in members])
+                step(group.tag, [self._flat_params[i] for i in members], [flat[i] for i in members],
+                     [self._buffers[i] for i in members] if mu != 0 else [], *chunks,
+                     dict(constants, a=a, k=k if mu != 0 else lr, e=e, first=first), self.n_threads)
         object.__setattr__(self, "steps", self.steps + 1)
 
     def _flat_gradients(self, grads):
@@ -195,7 +185,7 @@ class SGD:
             if grad.dtype != param.dtype:
                 raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
             flat.append(np.ravel(grad, order=_order(param)))  # a view when it can be
-        if self._param_spans is not None and _gradient_aliases_another_param(self._param_spans, flat, self._sized):
+        if _gradient_aliases_another_param(self._flat_params, flat):
             raise ValueError("a gradient shares memory with another parameter; the parallel update "
                              "would race: pass gradients in their own arrays")
         return flat
@@ -236,41 +226,44 @@ class SGD:
         object.__setattr__(self, "steps", int(state["steps"]))
 
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+_TAGS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 CHUNK = 32768  # elements per parallel task
 
 
+def _restore(params, convention, n_threads, state):
+    optimizer = SGD(params, **state["hyperparameters"], convention=convention, n_threads=n_threads)
+    optimizer.load_state_dict(state)
+    return optimizer
+
+
 class _Group(NamedTuple):
-    # the parameters of one dtype and their chunks, laid out once for the kernel
-    dtype: np.dtype
-    tag: np.ndarray
+    # the parameters of one dtype (their indices) and their chunks, laid out once
+    tag: np.ndarray  # an empty array of the dtype: picks the kernel's specialization
     members: list
-    params: np.ndarray
-    no_buffers: np.ndarray
-    chunk_array: np.ndarray
-    chunk_start: np.ndarray
-    chunk_length: np.ndarray
+    chunks: tuple  # (array, start, length) of each chunk, as int64 arrays
+
+
+def _chunk_table(flat_params):
+    """Chunk q covers elements start[q] to + length[q] of array array[q] (of `flat_params`)."""
+    rows = [(j, lo, min(CHUNK, param.size - lo))
+            for j, param in enumerate(flat_params) for lo in range(0, param.size, CHUNK)]
+    return tuple(np.array(column, dtype=np.int64) for column in zip(*rows)) if rows else \
+        tuple(np.zeros(0, np.int64) for _ in range(3))
 
 
 def _dtype_groups(flat_params):
     groups = []
-    for dtype in _EMPTY:
+    for dtype, tag in _TAGS.items():
         members = [i for i, p in enumerate(flat_params) if p.dtype == dtype and p.size]
-        if not members:
-            continue
-        chunks = [(j, lo, min(CHUNK, flat_params[i].size - lo))
-                  for j, i in enumerate(members) for lo in range(0, flat_params[i].size, CHUNK)]
-        array, start, length = (np.array(column, dtype=np.int64) for column in zip(*chunks))
-        groups.append(_Group(dtype, _EMPTY[dtype], members,
-                             np.array([flat_params[i].ctypes.data for i in members], dtype=np.uintp),
-                             np.zeros(len(members), dtype=np.uintp), array, start, length))
+        if members:
+            groups.append(_Group(tag, members, _chunk_table([flat_params[i] for i in members])))
     return groups
 
 
 def _check_param(param, i):
     if not isinstance(param, np.ndarray):
         raise TypeError(f"parameter {i} must be a NumPy array; got {type(param).__name__}")
-    if param.dtype not in _EMPTY:
+    if param.dtype not in _TAGS:
         raise TypeError(f"parameter {i} has dtype {param.dtype}; float32 and float64 are allowed")
     if not param.flags.writeable:
         raise ValueError(f"parameter {i} is read-only; the optimizer updates parameters in place")
@@ -289,8 +282,10 @@ def _flat(param):
 
 
 def _spans(arrays):
-    # byte intervals [start, end) of contiguous arrays
-    starts = np.array([a.ctypes.data for a in arrays], dtype=np.uint64)
+    # byte intervals [start, end) of contiguous arrays, read from the arrays now
+    starts = np.empty(len(arrays), np.uintp)
+    kernels("_sgd").data_addresses(list(arrays), starts)
+    starts = starts.astype(np.uint64)
     return starts, starts + np.array([a.nbytes for a in arrays], dtype=np.uint64)
 
 
@@ -302,29 +297,18 @@ def _params_overlap(params):
     return bool(np.any(starts[1:] < np.maximum.accumulate(ends)[:-1]))
 
 
-def _sorted_spans(params):
-    # the parameters' byte intervals sorted by start, the sorting order, and their sizes in
-    # the parameters' own order
-    starts, ends = _spans(params)
-    order = np.argsort(starts, kind="stable")
-    return starts[order], ends[order], order, ends - starts
-
-
-def _gradient_aliases_another_param(spans, flat, sized):
+def _gradient_aliases_another_param(params, grads):
     """True when some gradient shares memory with a parameter other than its own.
 
-    `spans` are the non-empty parameters' intervals (`_sorted_spans`): they do not overlap,
-    so sorted by start their ends increase too and those a gradient meets are a run [lo, hi).
-    A gradient may be its own parameter's memory, exactly (each element is then read and
-    written in one place), not a shifted view.
+    The non-empty parameters do not overlap, so sorted by start their ends increase too and
+    those a gradient meets are a run [lo, hi). A gradient may be its own parameter's memory,
+    exactly (each element is then read and written in one place), not a shifted view.
     """
-    from polyak._kernels._sgd import data_addresses  # noqa: PLC0415
-
-    p_starts, p_ends, order, sizes = spans
-    g_starts = np.empty(len(sized), np.uintp)
-    data_addresses([flat[i] for i in sized], g_starts)
-    g_starts = g_starts.astype(np.uint64)
-    g_ends = g_starts + sizes  # a gradient has its parameter's size
+    sized = [i for i, p in enumerate(params) if p.size]
+    p_starts, p_ends = _spans([params[i] for i in sized])
+    g_starts, g_ends = _spans([grads[i] for i in sized])
+    order = np.argsort(p_starts, kind="stable")
+    p_starts, p_ends = p_starts[order], p_ends[order]
     hi = np.searchsorted(p_starts, g_ends, side="left")
     lo = np.searchsorted(p_ends, g_starts, side="right")
     met = hi - lo

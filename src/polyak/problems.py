@@ -5,17 +5,25 @@ import scipy.linalg
 
 from polyak._validation import finite_real_array, read_only, require_shape
 
-__all__ = ["Quadratic", "ill_conditioned_2d", "SYMMETRY_TOLERANCE"]
+__all__ = ["Quadratic", "DiagonalQuadratic", "DenseQuadratic", "ill_conditioned_2d", "SYMMETRY_TOLERANCE"]
 
 #: How far from symmetric a dense Q may be, relative to max |Q|, per dtype.
 SYMMETRY_TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
 
+def _restore(cls, fields):
+    # unpickling and copying: the validated arrays come back read-only, as they were
+    problem = object.__new__(cls)
+    problem._set(**fields)
+    return problem
+
+
 class Quadratic:
     """A batch of B quadratics of dimension n: f(x) = ½ xᵀQx + cᵀx + b.
 
-    Build one with :meth:`Quadratic.diagonal` or :meth:`Quadratic.dense`. The arrays are
-    stored read-only, as float32 when given as float32 and as float64 otherwise.
+    Build one with :meth:`Quadratic.diagonal` (a :class:`DiagonalQuadratic`) or
+    :meth:`Quadratic.dense` (a :class:`DenseQuadratic`). Immutable: the arrays are stored
+    read-only, as float32 when given as float32 and as float64 otherwise. Picklable.
 
     Attributes
     ----------
@@ -34,13 +42,23 @@ class Quadratic:
         B and n.
     """
 
-    def __init__(self, kind, lam, Q, c, b, batched):
-        self.kind = kind
-        self.lam = None if lam is None else read_only(lam)
-        self.Q = None if Q is None else read_only(Q)
-        self.c = read_only(c)
-        self.b = read_only(b)
-        self.batched = batched
+    kind = None
+    lam = None
+    Q = None
+    _fields = ("c", "b", "batched")
+
+    def _set(self, **fields):
+        for name, value in fields.items():
+            object.__setattr__(self, name, read_only(value) if isinstance(value, np.ndarray) else value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __reduce__(self):
+        return _restore, (type(self), {name: getattr(self, name) for name in self._fields})
 
     @classmethod
     def diagonal(cls, lam, c=None, b=0.0):
@@ -65,7 +83,7 @@ class Quadratic:
         c, b, dtype = _linear_and_constant(c, b, lam.dtype, batch=lam.shape[0] if batched else None,
                                            n=lam.shape[-1], c_name="c (the shape of lam)")
         lam2 = np.array(np.atleast_2d(lam), dtype=dtype, order="C")
-        return cls("diagonal", lam2, None, c, b, batched)
+        return _restore(DiagonalQuadratic, dict(lam=lam2, c=c, b=b, batched=batched))
 
     @classmethod
     def dense(cls, Q, c=None, b=0.0):
@@ -103,7 +121,7 @@ class Quadratic:
             batch = c_shape[0] if len(c_shape) == 2 else (b_shape[0] if len(b_shape) == 1 else None)
         c, b, dtype = _linear_and_constant(c, b, Q.dtype, batch=batch, n=n, c_shared=True)
         Q = np.array(0.5 * (Q + np.swapaxes(Q, -1, -2)), dtype=dtype, order="C")
-        return cls("dense", None, Q, c, b, batch is not None)
+        return _restore(DenseQuadratic, dict(Q=Q, c=c, b=b, batched=batch is not None))
 
     @property
     def batch_size(self):
@@ -122,12 +140,38 @@ class Quadratic:
     @property
     def shared(self):
         """True when every problem of the batch has the same Q (a dense Q of shape (n, n))."""
-        return self.kind == "dense" and self.Q.ndim == 2
+        return False
 
     def __repr__(self):
         kind = f"batch of {self.batch_size}" if self.batched else "single problem"
         shared = ", Q shared" if self.shared and self.batched else ""
         return f"Quadratic.{self.kind}({kind}{shared}, dim={self.dim}, dtype={self.dtype})"
+
+    def rows(self, start, stop):
+        """Problems start..stop−1 of the batch, as a batch (views of this problem's arrays)."""
+        raise NotImplementedError
+
+    def take(self, index, dtype=None):
+        """The batch whose problem p is problem index[p] of this one (copies, in `dtype`)."""
+        raise NotImplementedError
+
+    def curvature(self, points):
+        """Q x for each of a (B, n) stack of points, problem p's Q for row p."""
+        raise NotImplementedError
+
+    def _single_curvature(self, points):
+        # Q x for any (..., n) stack of points of a single problem
+        raise NotImplementedError
+
+    def eigendecompose(self):
+        """(λ, O) with Q = O diag(λ) Oᵀ; see :func:`polyak.analysis.eigendecompose`."""
+        lam, rotation = self.eigenbasis()
+        lam = lam[0] if self.shared or not self.batched else lam
+        return lam.copy(), np.eye(self.dim, dtype=self.dtype) if rotation is None else rotation
+
+    def eigenbasis(self):
+        """(λ of shape (P, n) or (1, n) when Q is shared, O or None when Q is diagonal already)."""
+        raise NotImplementedError
 
     def _points(self, x):
         # x as (B, n) or (..., n) points, checked against the batch; returns (points, unbatched)
@@ -139,13 +183,9 @@ class Quadratic:
             return np.broadcast_to(x, self.c.shape), False
         return x, True
 
-    def _curvature(self, points, unbatched):
-        # Q x for each point (λ ⊙ x for a diagonal problem)
-        if self.kind == "diagonal":
-            return (self.lam[0] if unbatched else self.lam) * points
-        if self.Q.ndim == 2:
-            return points @ self.Q  # Q is symmetric
-        return np.einsum("bij,bj->bi", self.Q, points)
+    def _curvature_of(self, points, unbatched):
+        # Q x, for the batch's points (B, n) or for any stack (..., n) of a single problem's
+        return self._single_curvature(points) if unbatched else self.curvature(points)
 
     def value(self, x):
         """f(x) = ½ xᵀQx + cᵀx + b.
@@ -155,38 +195,16 @@ class Quadratic:
         """
         points, unbatched = self._points(x)
         c, b = (self.c[0], self.b[0]) if unbatched else (self.c, self.b)
-        return np.sum(points * (0.5 * self._curvature(points, unbatched) + c), axis=-1) + b
+        return np.sum(points * (0.5 * self._curvature_of(points, unbatched) + c), axis=-1) + b
 
     def grad(self, x):
         """∇f(x) = Qx + c, with the shape rules of :meth:`value`."""
         points, unbatched = self._points(x)
-        return self._curvature(points, unbatched) + (self.c[0] if unbatched else self.c)
+        return self._curvature_of(points, unbatched) + (self.c[0] if unbatched else self.c)
 
     def minimizer(self):
-        """x* = −Q⁻¹c, the unique minimizer; needs Q positive definite (every λ > 0).
-
-        Dense problems are solved by Cholesky (scipy.linalg.cho_factor); the error names the
-        first problem whose Q is not positive definite and its smallest eigenvalue.
-        """
-        if self.kind == "diagonal":
-            if not np.all(self.lam > 0):
-                p, i = (int(k) for k in np.argwhere(~(self.lam > 0))[0])
-                raise ValueError(
-                    "minimizer() needs every eigenvalue λ > 0 (a strictly convex problem); "
-                    f"got λ = {self.lam[p, i]} at problem {p}, coordinate {i}"
-                )
-            x = -self.c / self.lam
-        else:
-            matrices = [self.Q] * self.batch_size if self.shared else list(self.Q)
-            factors = {}
-            x = np.empty(self.c.shape, np.float64)
-            for p, matrix in enumerate(matrices):
-                key = id(matrix)
-                if key not in factors:
-                    factors[key] = _cholesky(matrix, p)
-                x[p] = -scipy.linalg.cho_solve(factors[key], self.c[p])
-            x = x.astype(self.dtype)
-        return x if self.batched else x[0]
+        """x* = −Q⁻¹c, the unique minimizer; needs Q positive definite (every λ > 0)."""
+        raise NotImplementedError
 
     def min_value(self):
         """f(x*) = b − ½ cᵀQ⁻¹c; needs Q positive definite."""
@@ -203,16 +221,103 @@ class Quadratic:
         x = O z, gives the run on the dense problem. O has shape (n, n) ((B, n, n) for
         per-problem Q); a diagonal problem returns itself and the identity.
         """
-        if self.kind == "diagonal":
-            return self, np.eye(self.dim, dtype=self.dtype)
+        raise NotImplementedError
+
+
+class DiagonalQuadratic(Quadratic):
+    """Quadratics with Q = diag(λ): see :meth:`Quadratic.diagonal`."""
+
+    kind = "diagonal"
+    _fields = ("lam", "c", "b", "batched")
+
+    def rows(self, start, stop):
+        return _restore(DiagonalQuadratic, dict(lam=self.lam[start:stop], c=self.c[start:stop],
+                                                b=self.b[start:stop], batched=True))
+
+    def take(self, index, dtype=None):
+        dtype = self.dtype if dtype is None else dtype
+        return _restore(DiagonalQuadratic, dict(lam=self.lam.astype(dtype)[index], c=self.c.astype(dtype)[index],
+                                                b=self.b.astype(dtype)[index], batched=True))
+
+    def curvature(self, points):
+        return self.lam * points
+
+    def _single_curvature(self, points):
+        return self.lam[0] * points
+
+    def eigenbasis(self):
+        return self.lam, None
+
+    def minimizer(self):
+        """x* = −c/λ; needs every eigenvalue λ > 0 (the error names the first that is not)."""
+        if not np.all(self.lam > 0):
+            p, i = (int(k) for k in np.argwhere(~(self.lam > 0))[0])
+            raise ValueError(
+                "minimizer() needs every eigenvalue λ > 0 (a strictly convex problem); "
+                f"got λ = {self.lam[p, i]} at problem {p}, coordinate {i}"
+            )
+        x = -self.c / self.lam
+        return x if self.batched else x[0]
+
+    def diagonalize(self):
+        return self, np.eye(self.dim, dtype=self.dtype)
+
+
+class DenseQuadratic(Quadratic):
+    """Quadratics with a dense symmetric Q: see :meth:`Quadratic.dense`."""
+
+    kind = "dense"
+    _fields = ("Q", "c", "b", "batched")
+
+    @property
+    def shared(self):
+        return self.Q.ndim == 2
+
+    def rows(self, start, stop):
+        Q = self.Q if self.shared else self.Q[start:stop]
+        return _restore(DenseQuadratic, dict(Q=Q, c=self.c[start:stop], b=self.b[start:stop], batched=True))
+
+    def take(self, index, dtype=None):
+        dtype = self.dtype if dtype is None else dtype
+        Q = self.Q.astype(dtype) if self.shared else self.Q.astype(dtype)[index]
+        return _restore(DenseQuadratic, dict(Q=Q, c=self.c.astype(dtype)[index], b=self.b.astype(dtype)[index],
+                                             batched=True))
+
+    def curvature(self, points):
+        if self.shared:
+            return points @ self.Q  # Q is symmetric: x Q = (Q x)ᵀ row by row
+        return np.einsum("bij,bj->bi", self.Q, points)
+
+    def _single_curvature(self, points):
+        return points @ self.Q  # a single dense problem has one Q, (n, n)
+
+    def eigenbasis(self):
         if self.shared:
             lam, rotation = scipy.linalg.eigh(self.Q)
+            return lam[None], rotation
+        pairs = [scipy.linalg.eigh(q) for q in self.Q]
+        return np.stack([pair[0] for pair in pairs]), np.stack([pair[1] for pair in pairs])
+
+    def minimizer(self):
+        """x* = −Q⁻¹c by Cholesky (scipy.linalg.cho_factor); the error names the first problem
+        whose Q is not positive definite and its smallest eigenvalue."""
+        matrices = [self.Q] * self.batch_size if self.shared else list(self.Q)
+        factors = {}
+        x = np.empty(self.c.shape, np.float64)
+        for p, matrix in enumerate(matrices):
+            key = id(matrix)
+            if key not in factors:
+                factors[key] = _cholesky(matrix, p)
+            x[p] = -scipy.linalg.cho_solve(factors[key], self.c[p])
+        x = x.astype(self.dtype)
+        return x if self.batched else x[0]
+
+    def diagonalize(self):
+        lam, rotation = self.eigendecompose()
+        if self.shared:
             lam = np.broadcast_to(lam, self.c.shape)
             c = self.c @ rotation
         else:
-            pairs = [scipy.linalg.eigh(q) for q in self.Q]
-            lam = np.stack([pair[0] for pair in pairs])
-            rotation = np.stack([pair[1] for pair in pairs])
             c = np.einsum("bi,bij->bj", self.c, rotation)
         diagonal = Quadratic.diagonal(
             lam if self.batched else lam[0], c if self.batched else c[0], self.b if self.batched else self.b[0]

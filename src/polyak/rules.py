@@ -23,6 +23,16 @@ xₜ = xₜ₋₁ − ηₜ (gₜ + β vₜ); Keras' form for goodfellow, xₜ =
 evaluates the gradient at the look-ahead point xₜ₋₁ − β vₜ₋₁, a change of variables of Keras'
 form rather than a rule of its own, so ``convention="mxnet"`` with ``nesterov=True`` is an error
 that points to ``convention="goodfellow"``.
+
+The canonical update
+--------------------
+Every row above is one update on a canonical velocity u (v = u, or v = −u for goodfellow)::
+
+    uₜ = β uₜ₋₁ + aₜ gₜ,    xₜ = xₜ₋₁ − kₜ uₜ − eₜ gₜ
+
+with (aₜ, kₜ, eₜ) from :func:`canonical_coefficients`, the one place that maps a
+convention to numbers: the compiled kernels, their NumPy twins, the closed forms of
+:mod:`polyak.analysis` and :class:`polyak.optim.SGD` all take their coefficients from it.
 """
 
 from typing import NamedTuple
@@ -31,7 +41,7 @@ import numpy as np
 
 from polyak._validation import finite_real_array, read_only
 
-__all__ = ["GD", "Momentum", "CONVENTIONS"]
+__all__ = ["GD", "Momentum", "CONVENTIONS", "Coefficients", "canonical_coefficients", "resolve_convention"]
 
 #: Accepted convention names and the canonical name each one stands for.
 CONVENTIONS = {
@@ -52,22 +62,83 @@ NEGATED_VELOCITY = "goodfellow"
 UNDAMPED_FIRST_STEP = "torch"
 
 
-class KernelRule(NamedTuple):
-    """A rule resolved into the kernels' canonical update (see polyak._kernels._diagonal).
+def resolve_convention(name):
+    """The canonical name of convention `name` (case-insensitive; see CONVENTIONS)."""
+    if not isinstance(name, str) or name.lower() not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {name!r}")
+    return CONVENTIONS[name.lower()]
 
-    u_t = β u_{t-1} + a_t g_t,  x_t = x_{t-1} − k_t u_t − e_t g_t, where the kernel derives
-    a_t, k_t, e_t from lr, schedule, lr_inside, nesterov, dampening and first_step_undamped;
-    the rule's own velocity is velocity_sign · u.
+
+class Coefficients(NamedTuple):
+    """(a, k, e) of one step of the canonical update u ← β u + a g;  x ← x − k u − e g."""
+
+    a: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+
+
+def canonical_coefficients(convention, eta, beta, *, nesterov=False, dampening=0.0, first_step=False):
+    """The canonical update's (a, k, e) for a step of size η in `convention`, broadcast.
+
+    ==========================  =============================  ==================  ==========
+    velocity                    a                              k                   e
+    ==========================  =============================  ==================  ==========
+    without η (d2l, torch)      1 − τ (1 on torch's first      η  (βη: nesterov)   η: nesterov
+                                step, b₁ = g₁)
+    with η (mxnet, goodfellow)  η                              1  (β: nesterov)    η: nesterov
+    ==========================  =============================  ==================  ==========
+
+    (e = 0 without nesterov; τ is torch's dampening, 0 elsewhere.) Every coefficient is
+    affine in η, which the kernels use: a run evaluates this at η = 0 and at η = lr to get
+    each configuration's a_t = a(0) + (a(lr) − a(0))·schedule[t], and likewise k_t, e_t.
+
+    Parameters
+    ----------
+    convention : str
+        A name of CONVENTIONS.
+    eta, beta : float or array_like
+        Step size(s) η and momentum β, broadcast against each other.
+    nesterov : bool
+    dampening : float
+        Torch's τ.
+    first_step : bool
+        True for the first step of a fresh run (torch's undamped b₁ = g₁).
     """
+    convention = resolve_convention(convention)
+    eta, beta = np.broadcast_arrays(np.asarray(eta, dtype=float), np.asarray(beta, dtype=float))
+    zero, one = np.zeros_like(eta), np.ones_like(eta)
+    if convention in LR_INSIDE_VELOCITY:
+        a = eta
+        k = beta if nesterov else one
+    else:
+        a = one if first_step and convention == UNDAMPED_FIRST_STEP else (1.0 - dampening) * one
+        k = beta * eta if nesterov else eta
+    e = eta if nesterov else zero
+    return Coefficients(a, k, e)
 
-    lr: np.ndarray
-    beta: np.ndarray
-    schedule: np.ndarray  # length T, or 1 for a constant multiplier
-    lr_inside: bool
-    nesterov: bool
-    dampening: float
-    first_step_undamped: bool
-    velocity_sign: float
+
+def check_form(convention, dampening, nesterov):
+    """The dampening as a float, after checking that the form exists in `convention`.
+
+    Dampening is torch's alone and excludes nesterov; MXNet's NAG is Keras' form (use
+    "goodfellow"). ValueError/TypeError otherwise.
+    """
+    if np.ndim(dampening) != 0 or not 0 <= float(finite_real_array(dampening, "dampening")) <= 1:
+        raise ValueError(f"dampening must be a number in [0, 1]; got {dampening!r}")
+    dampening = float(dampening)
+    if dampening and convention != "torch":
+        raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
+    if nesterov and dampening:
+        raise ValueError(f"nesterov momentum requires zero dampening; got dampening={dampening}")
+    if nesterov and convention == "mxnet":
+        raise ValueError(
+            "convention='mxnet' has no nesterov form here: MXNet's NAG takes the gradient at "
+            "the look-ahead point x - beta*v, a change of variables of Keras' form; use "
+            "convention='goodfellow' (its iterates are MXNet NAG's look-ahead points)"
+        )
+    return dampening
 
 
 def _hyperparameter(value, name):
@@ -82,8 +153,13 @@ def _show(array):
     return f"{float(array):g}" if array.ndim == 0 else f"array of {array.size}"
 
 
+def _rebuild(cls, arguments):
+    # unpickling and copying: construct anew, which validates and makes the arrays read-only
+    return cls(**arguments)
+
+
 class _Rule:
-    """Common machinery: immutable, validated hyperparameters, resolution for the kernels."""
+    """Common machinery: immutable, validated hyperparameters; the canonical coefficients."""
 
     __slots__ = ("lr", "beta", "convention", "dampening", "nesterov", "schedule")
 
@@ -97,27 +173,10 @@ class _Rule:
             raise ValueError(f"beta must be in [0, 1]; got {bad}")
         if lr.ndim and beta.ndim and lr.size != beta.size:
             raise ValueError(f"lr and beta arrays must have the same length (one per problem); got {lr.size} and {beta.size}")
-        if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
-            raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
-        convention = CONVENTIONS[convention.lower()]
-        if np.ndim(dampening) != 0 or not 0 <= float(finite_real_array(dampening, "dampening")) <= 1:
-            raise ValueError(f"dampening must be a number in [0, 1]; got {dampening!r}")
-        dampening = float(dampening)
-        if dampening and convention != "torch":
-            raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
-        if nesterov:
-            if dampening:
-                raise ValueError(f"nesterov momentum requires zero dampening; got dampening={dampening}")
-            if not np.all(beta > 0):
-                raise ValueError("nesterov momentum requires beta > 0")
-            if convention == "mxnet":
-                raise ValueError(
-                    "convention='mxnet' has no nesterov form here: MXNet's NAG takes the gradient at "
-                    "the look-ahead point x - beta*v, a change of variables of Keras' form; use "
-                    "convention='goodfellow' (its iterates are MXNet NAG's look-ahead points)"
-                )
+        convention = resolve_convention(convention)
+        dampening = check_form(convention, dampening, nesterov)
+        if nesterov and not np.all(beta > 0):
+            raise ValueError("nesterov momentum requires beta > 0")
         if schedule is not None:
             schedule = finite_real_array(schedule, "schedule")
             if schedule.ndim != 1:
@@ -130,6 +189,28 @@ class _Rule:
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable; make a new one")
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self._arguments())
+
+    def _arguments(self):
+        """The constructor's keyword arguments that rebuild this rule."""
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self._arguments(), other._arguments()
+        return mine.keys() == theirs.keys() and all(
+            (mine[key] is None and theirs[key] is None)
+            or (mine[key] is not None and theirs[key] is not None and np.array_equal(mine[key], theirs[key]))
+            for key in mine
+        )
+
+    __hash__ = None  # equal rules may hold equal arrays: no hash, as for arrays
 
     @property
     def batch_length(self):
@@ -156,30 +237,13 @@ class _Rule:
         """True when a fresh run's first step takes the whole gradient (torch's b₁ = g₁)."""
         return self.convention == UNDAMPED_FIRST_STEP
 
-    def _resolve(self, batch_size, steps, dtype, continuing):
-        """The canonical kernel parameters for `batch_size` problems and `steps` steps."""
-        per_problem = []
-        for name in ("lr", "beta"):
-            value = getattr(self, name)
-            if value.ndim and value.size != batch_size:
-                raise ValueError(f"{name} has {value.size} entries but the batch has {batch_size} problems")
-            per_problem.append(np.ascontiguousarray(np.broadcast_to(value, (batch_size,)), dtype=dtype))
-        if self.schedule is None or steps == 0:
-            schedule = np.ones(1, dtype)  # a constant multiplier: the kernels take length 1 or T
-        elif self.schedule.size < steps:
-            raise ValueError(f"schedule has {self.schedule.size} multipliers but steps={steps} needs {steps}")
-        else:
-            schedule = np.ascontiguousarray(self.schedule[:steps], dtype=dtype)
-        return KernelRule(
-            lr=per_problem[0],
-            beta=per_problem[1],
-            schedule=schedule,
-            lr_inside=self.lr_inside_velocity,
-            nesterov=self.nesterov,
-            dampening=self.dampening,
-            first_step_undamped=self.undamped_first_step and not continuing,
-            velocity_sign=self.velocity_sign,
-        )
+    def coefficients(self, eta=None, *, first_step=False):
+        """The canonical (a, k, e) of a step of size `eta` (default: lr), one per problem.
+
+        See :func:`canonical_coefficients`; β is this rule's.
+        """
+        return canonical_coefficients(self.convention, self.lr if eta is None else eta, self.beta,
+                                      nesterov=self.nesterov, dampening=self.dampening, first_step=first_step)
 
 
 class GD(_Rule):
@@ -197,6 +261,9 @@ class GD(_Rule):
 
     def __init__(self, lr, *, schedule=None):
         super().__init__(lr, 0.0, "d2l", 0.0, False, schedule)
+
+    def _arguments(self):
+        return {"lr": self.lr, "schedule": self.schedule}
 
     @property
     def has_velocity(self):
@@ -231,6 +298,10 @@ class Momentum(_Rule):
 
     def __init__(self, lr, beta, *, convention="d2l", dampening=0.0, nesterov=False, schedule=None):
         super().__init__(lr, beta, convention, dampening, nesterov, schedule)
+
+    def _arguments(self):
+        return {"lr": self.lr, "beta": self.beta, "convention": self.convention, "dampening": self.dampening,
+                "nesterov": self.nesterov, "schedule": self.schedule}
 
     def __repr__(self):
         extras = [f"convention={self.convention!r}"]

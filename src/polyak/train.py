@@ -1,45 +1,150 @@
 """Minibatch SGD with momentum on linear regression: the textbook's experiment, many at once.
 
-`linear_regression` trains one model per (learning rate, momentum) configuration in one
-compiled kernel, in parallel over configurations; `sgd_momentum` and `train_from_scratch`
-are the textbook's from-scratch update and training loop, over NumPy arrays, for readers
-following the book (and a check on the kernel: the same minibatches give the same losses).
+`linear_regression` trains one model per configuration of a rule (learning rate, momentum,
+convention, nesterov, dampening, schedule) in one compiled kernel, in parallel over
+configurations: it plans a :class:`MinibatchLeastSquares` problem and executes the plan like
+any other (:func:`polyak.execute`). `sgd_momentum` and `train_from_scratch` are the
+textbook's from-scratch update and training loop, over NumPy arrays, for readers following
+the book (and a check on the kernel: the same minibatches give the same losses).
 """
-
-import time
-from typing import NamedTuple
 
 import numpy as np
 
-from polyak import reference
-from polyak._config import resolve_threads
-from polyak._validation import as_int, finite_real_array, require_shape
-from polyak.rules import CONVENTIONS, LR_INSIDE_VELOCITY
+from polyak._validation import as_int, finite_real_array, read_only, require_shape
+from polyak.execution import execute
+from polyak.plans import Plan, _divergence_bound, coefficient_table
+from polyak.rules import _Rule
 
-__all__ = ["linear_regression", "sgd_momentum", "train_from_scratch", "TrainResult"]
+__all__ = ["MinibatchLeastSquares", "linear_regression", "plan_linear_regression", "sgd_momentum",
+           "train_from_scratch"]
+
+#: The most features the training kernel takes (its gradient lives on the stack).
+MAX_FEATURES = 64
 
 
-class TrainResult(NamedTuple):
-    """What `linear_regression` returns (per configuration; unbatched for one configuration).
+def _restore(fields):
+    problem = object.__new__(MinibatchLeastSquares)
+    for name, value in fields.items():
+        object.__setattr__(problem, name, value)
+    return problem
 
-    loss : (C, K) — the loss on the whole data set at each record.
-    epochs : (K,) — the epoch (examples seen / examples per epoch) of each record.
-    w : (C, d), b : (C,) — the final weights and bias.
-    diverged : (C,) — True where the final loss is not finite.
-    seconds_per_epoch : float — wall-clock time of the kernel per epoch (all configurations).
+
+class MinibatchLeastSquares:
+    """Linear regression y ≈ Xw + b trained on a fixed sequence of minibatches.
+
+    The loss is the mean of ½(x·w + b − y)²; the parameters θ = (w, b) have d + 1 entries.
+    Every epoch visits the examples in its own order (a row of `order`), in minibatches of
+    `batch_size` (the last may be shorter). After every minibatch that brings the count of
+    examples seen to a multiple of `record_every`, the loss on all of X is recorded. The
+    problem is the same for every configuration that trains on it. Immutable; picklable.
+
+    Make one with :meth:`shuffled`. Attributes: X (N, d), y (N,), order (epochs, N),
+    batch_size, record_every; kind "least-squares".
     """
 
-    loss: np.ndarray
-    epochs: np.ndarray
-    w: np.ndarray
-    b: np.ndarray
-    diverged: np.ndarray
-    seconds_per_epoch: float
+    kind = "least-squares"
+    batched = False
+
+    def __setattr__(self, name, value):
+        raise AttributeError("MinibatchLeastSquares is immutable; make a new one")
+
+    def __reduce__(self):
+        return _restore, ({name: getattr(self, name) for name in ("X", "y", "order", "batch_size", "record_every")},)
+
+    @classmethod
+    def shuffled(cls, X, y, *, batch_size=10, epochs=2, seed=0, record_every=200):
+        """The textbook's setup: a fresh permutation of the examples for every epoch.
+
+        X (N, d) with 1 <= d <= 64 and y (N,): float32 or float64 (the arithmetic follows
+        X's dtype; integers become float64). The orders come from ``np.random.default_rng(seed)``
+        after the initial weights (:meth:`initial_weights`), one permutation per epoch.
+        """
+        X = finite_real_array(X, "X")
+        if X.ndim != 2 or X.shape[0] == 0 or not 1 <= X.shape[1] <= MAX_FEATURES:
+            raise ValueError(f"X must have shape (N, d) with N >= 1 and 1 <= d <= {MAX_FEATURES}; got {X.shape}")
+        y = np.ascontiguousarray(require_shape(finite_real_array(y, "y"), [(X.shape[0],)], "y"), dtype=X.dtype)
+        batch_size = as_int(batch_size, "batch_size", minimum=1)
+        epochs = as_int(epochs, "epochs", minimum=0, maximum=10**6)
+        record_every = as_int(record_every, "record_every", minimum=1)
+        seed = as_int(seed, "seed", minimum=0)
+        N = X.shape[0]
+        rng = np.random.default_rng(seed)
+        rng.normal(size=X.shape[1])  # the initial weights come first (initial_weights)
+        order = np.array([rng.permutation(N) for _ in range(epochs)], dtype=np.int64).reshape(epochs, N)
+        return _restore(dict(X=read_only(np.ascontiguousarray(X)), y=read_only(y), order=read_only(order),
+                             batch_size=batch_size, record_every=record_every))
+
+    @staticmethod
+    def initial_weights(d, seed=0):
+        """The textbook's w ~ N(0, 0.01²) (d of them) and b = 0, drawn first from the seed."""
+        w = np.random.default_rng(seed).normal(0.0, 0.01, size=d)
+        return np.append(w, 0.0)
+
+    @property
+    def dim(self):
+        """d + 1, the number of parameters."""
+        return self.X.shape[1] + 1
+
+    @property
+    def steps_per_epoch(self):
+        return -(-self.X.shape[0] // self.batch_size)
+
+    @property
+    def epochs(self):
+        return self.order.shape[0]
+
+    def rows(self, start, stop):
+        """The problem (one problem: every configuration trains on it)."""
+        return self
+
+    def examples_seen(self, steps):
+        """The count of examples seen after each of the first `steps` minibatch steps."""
+        N = self.X.shape[0]
+        sizes = np.tile(np.diff(np.r_[np.arange(0, N, self.batch_size), N]), self.epochs)[:steps]
+        return np.cumsum(sizes)
+
+    def recorded_at(self, steps):
+        """The steps after which the loss is recorded (step t: after t minibatches), within `steps`."""
+        seen = self.examples_seen(steps)
+        return np.flatnonzero(seen % self.record_every == 0).astype(np.int64) + 1
+
+    def __repr__(self):
+        N, d = self.X.shape
+        return (f"MinibatchLeastSquares(N={N}, d={d}, batch_size={self.batch_size}, epochs={self.epochs}, "
+                f"record_every={self.record_every}, dtype={self.X.dtype})")
 
 
-def linear_regression(X, y, lr, momentum, *, convention="d2l", nesterov=False, batch_size=10,
-                      epochs=2, seed=0, record_every=200, n_threads=None, implementation="kernel"):
-    """Train y ≈ Xw + b by minibatch SGD with momentum, once per (lr, momentum) configuration.
+def plan_linear_regression(problem, rule, *, seed=0, divergence_bound=None):
+    """The plan of training `problem` with every configuration of `rule` for all its epochs.
+
+    Every configuration starts from the same θ₀ (:meth:`MinibatchLeastSquares.initial_weights`
+    with `seed`) and sees the same minibatches, so configurations differ only in their
+    hyperparameters. A schedule gives the learning-rate multiplier of each minibatch step.
+    """
+    if not isinstance(problem, MinibatchLeastSquares):
+        raise TypeError(f"problem must be a polyak.train.MinibatchLeastSquares; got {type(problem).__name__}")
+    if not isinstance(rule, _Rule):
+        raise TypeError(f"rule must be polyak.GD or polyak.Momentum; got {type(rule).__name__}")
+    steps = problem.epochs * problem.steps_per_epoch
+    if rule.schedule is not None and rule.schedule.size < steps:
+        raise ValueError(f"schedule has {rule.schedule.size} multipliers but training takes {steps} steps")
+    B = rule.batch_length or 1
+    dtype = problem.X.dtype
+    return Plan(
+        kind=problem.kind, problem=problem, problem_index=np.zeros(B, np.int64),
+        coefficients=coefficient_table(rule, B, fresh=True),
+        schedule=np.ones(1) if rule.schedule is None or steps == 0 else np.array(rule.schedule[:steps], dtype=float),
+        x0=MinibatchLeastSquares.initial_weights(problem.X.shape[1], seed)[None], u0=np.zeros((0, problem.dim)),
+        steps=steps, every=1, record=("loss",), recorded_at=problem.recorded_at(steps),
+        divergence_bound=_divergence_bound(divergence_bound, dtype), dtype=dtype,
+        velocity_sign=rule.velocity_sign, has_velocity=rule.has_velocity,
+        buffer_at_start=not rule.undamped_first_step, batched=rule.batch_length is not None,
+    )
+
+
+def linear_regression(X, y, rule, *, batch_size=10, epochs=2, seed=0, record_every=200, n_threads=None,
+                      implementation="kernel", divergence_bound=None):
+    """Train y ≈ Xw + b by minibatch SGD, once per configuration of `rule`.
 
     The textbook's setup: squared loss ½(ŷ − y)² averaged over each minibatch, w ~ N(0, 0.01²),
     b = 0, the examples reshuffled every epoch, and after every minibatch that brings the
@@ -53,81 +158,30 @@ def linear_regression(X, y, lr, momentum, *, convention="d2l", nesterov=False, b
     ----------
     X : array_like, shape (N, d), d <= 64;  y : array_like, shape (N,)
         float32 or float64 (the arithmetic follows X's dtype; integers become float64).
-    lr, momentum : float or array_like of shape (C,)
-        One configuration, or C of them (arrays of equal length; a scalar is shared).
-    convention : "d2l", "torch", "mxnet" or "goodfellow"
-        How the learning rate meets the velocity (identical for a constant lr).
-    nesterov : bool
+    rule : GD or Momentum
+        One configuration, or C of them (arrays of lr and β): any convention, nesterov,
+        torch's dampening, and a schedule (one multiplier per minibatch step).
     batch_size, epochs, seed, record_every : int
+    n_threads : int, optional
     implementation : "kernel" or "reference" (the NumPy twin in polyak.reference)
+    divergence_bound : float, optional
+        |θᵢ| beyond which a configuration stops as diverged (checked as in `run`).
+
+    Returns
+    -------
+    Result
+        x = θ = (w, b) (C, d + 1), velocity, loss (C, K), recorded_at (the minibatch steps
+        of the records), diverged, steps_taken; extras ``w`` (C, d), ``b`` (C,) and
+        ``epochs`` (K,) (examples seen / N at each record). Unbatched for one configuration.
     """
-    X = finite_real_array(X, "X")
-    if X.ndim != 2 or X.shape[0] == 0 or not 1 <= X.shape[1] <= 64:
-        raise ValueError(f"X must have shape (N, d) with N >= 1 and 1 <= d <= 64; got {X.shape}")
-    dtype = X.dtype
-    y = np.ascontiguousarray(require_shape(finite_real_array(y, "y"), [(X.shape[0],)], "y"), dtype=dtype)
-    X = np.ascontiguousarray(X)
-    lr, momentum, C, batched = _configurations(lr, momentum, dtype)
-    if not isinstance(convention, str) or convention.lower() not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}; got {convention!r}")
-    convention = CONVENTIONS[convention.lower()]
-    if not isinstance(nesterov, (bool, np.bool_)):
-        raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
-    if nesterov and (convention == "mxnet" or np.any(momentum <= 0)):
-        raise ValueError("nesterov needs momentum > 0 and a convention other than 'mxnet'")
-    batch_size = as_int(batch_size, "batch_size", minimum=1)
-    epochs = as_int(epochs, "epochs", minimum=0, maximum=10**6)
-    record_every = as_int(record_every, "record_every", minimum=1)
-    seed = as_int(seed, "seed", minimum=0)
-    if implementation not in ("kernel", "reference"):
-        raise ValueError(f"implementation must be 'kernel' or 'reference'; got {implementation!r}")
-    threads = min(resolve_threads(n_threads), C)
-
-    N, d = X.shape
-    rng = np.random.default_rng(seed)
-    w0 = rng.normal(0.0, 0.01, size=d)
-    order = np.array([rng.permutation(N) for _ in range(epochs)], dtype=np.int64).reshape(epochs, N)
-    seen = np.cumsum(np.tile(np.diff(np.r_[np.arange(0, N, batch_size), N]), epochs))
-    recorded = seen[seen % record_every == 0]
-    w = np.array(np.broadcast_to(w0, (C, d)), dtype=dtype, order="C")  # a writeable copy
-    b, uw, ub = np.zeros(C, dtype), np.zeros((C, d), dtype), np.zeros(C, dtype)
-    loss = np.empty((C, recorded.size), dtype)
-
-    if implementation == "kernel":
-        from polyak._kernels._train import train_linear  # noqa: PLC0415
-    else:
-        train_linear = reference.train_linear
-    start = time.perf_counter()
-    train_linear(X, y, order, w, b, uw, ub, lr, momentum, convention in LR_INSIDE_VELOCITY,
-                 bool(nesterov), batch_size, record_every, loss, threads)
-    seconds = time.perf_counter() - start
-
-    with np.errstate(invalid="ignore"):
-        diverged = ~np.isfinite(loss[:, -1]) if recorded.size else ~np.all(np.isfinite(w), axis=1)
-    result = TrainResult(loss, recorded / N, w, b, diverged, seconds / max(epochs, 1))
-    if not batched:
-        result = result._replace(loss=loss[0], w=w[0], b=b[0], diverged=diverged[0])
+    problem = MinibatchLeastSquares.shuffled(X, y, batch_size=batch_size, epochs=epochs, seed=seed,
+                                             record_every=record_every)
+    job = plan_linear_regression(problem, rule, seed=seed, divergence_bound=divergence_bound)
+    result = execute(job, implementation, n_threads=n_threads)
+    N, d = problem.X.shape
+    seen = problem.examples_seen(job.steps)[job.recorded_at - 1]
+    result.extras.update(w=result.x[..., :d], b=result.x[..., d], epochs=seen / N)
     return result
-
-
-def _configurations(lr, momentum, dtype):
-    lr = finite_real_array(lr, "lr")
-    momentum = finite_real_array(momentum, "momentum")
-    for name, value in (("lr", lr), ("momentum", momentum)):
-        if value.ndim > 1:
-            raise ValueError(f"{name} must be a scalar or a 1-D array (one per configuration); got shape {value.shape}")
-    if np.any(lr <= 0):
-        raise ValueError(f"lr must be > 0; got {np.min(lr)}")
-    if np.any((momentum < 0) | (momentum > 1)):
-        raise ValueError("momentum must be in [0, 1]")
-    sizes = {v.size for v in (lr, momentum) if v.ndim == 1}
-    if len(sizes) > 1:
-        raise ValueError(f"lr and momentum arrays must have the same length; got {sorted(sizes)}")
-    C = sizes.pop() if sizes else 1
-    if C == 0:
-        raise ValueError("lr and momentum arrays are empty: give at least one configuration")
-    as_array = [np.ascontiguousarray(np.broadcast_to(v, (C,)), dtype=dtype) for v in (lr, momentum)]
-    return as_array[0], as_array[1], C, lr.ndim == 1 or momentum.ndim == 1
 
 
 def sgd_momentum(params, states, hyperparams):

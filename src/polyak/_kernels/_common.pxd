@@ -1,25 +1,43 @@
-# Pieces every kernel shares: the canonical update's per-step constants, the divergence test.
+# Pieces every kernel shares: the layout of a plan's coefficient table, the per-step
+# coefficients it gives, the run's scalar settings, the divergence test.
 from cython cimport floating
 
 cdef enum:
     CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
 
+# The columns of a plan's coefficient table, one row per configuration (polyak.plans.COLUMNS):
+# β, and a_t = (A_FIRST on a fresh run's first step, else A_FIXED) + A_SCALED·schedule[t],
+# k_t = K_FIXED + K_SCALED·schedule[t], e_t = E_FIXED + E_SCALED·schedule[t].
+cdef enum:
+    BETA = 0
+    A_FIXED = 1
+    A_SCALED = 2
+    A_FIRST = 3
+    K_FIXED = 4
+    K_SCALED = 5
+    E_FIXED = 6
+    E_SCALED = 7
+    COLUMNS = 8
 
-cdef inline void step_constants(floating lr, floating beta, floating multiplier, bint first_step,
-                                bint lr_inside, bint nesterov, floating dampening,
-                                bint first_step_undamped, floating* a, floating* k,
-                                floating* e) noexcept nogil:
-    # a, k, e of  u = beta*u + a*g;  x -= k*u + e*g  for one step with eta = lr*multiplier:
-    # lr outside the velocity: a = 1 on an undamped first step, else 1 - dampening; k = eta
-    # (beta*eta with nesterov). lr inside: a = eta; k = 1 (beta). e = eta, used with nesterov.
-    cdef floating eta = lr * multiplier
-    e[0] = eta
-    if lr_inside:
-        a[0] = eta
-        k[0] = beta if nesterov else 1
-    else:
-        a[0] = 1 if (first_step and first_step_undamped) else 1 - dampening
-        k[0] = beta * eta if nesterov else eta
+
+cdef struct Settings:
+    # what a run's kernel needs besides arrays (the same for every configuration)
+    Py_ssize_t configurations  # B
+    Py_ssize_t steps           # T
+    Py_ssize_t every           # record every this many steps (t = 0, every, ...)
+    Py_ssize_t records         # T // every + 1 when recording, else 0
+    Py_ssize_t n               # coordinates of a configuration
+    Py_ssize_t schedule_stride # 1: schedule[t] per step; 0: one constant multiplier
+    double bound               # |x_i| beyond this (or NaN) is divergence
+
+
+cdef inline void step_coefficients(const floating* row, floating multiplier, bint first,
+                                   floating* a, floating* k, floating* e) noexcept nogil:
+    # a_t, k_t, e_t of the configuration whose coefficient row is `row`, for a step whose
+    # learning-rate multiplier is `multiplier`; `first`: a fresh run's first step
+    a[0] = (row[A_FIRST] if first else row[A_FIXED]) + row[A_SCALED] * multiplier
+    k[0] = row[K_FIXED] + row[K_SCALED] * multiplier
+    e[0] = row[E_FIXED] + row[E_SCALED] * multiplier
 
 
 cdef inline bint within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:
@@ -29,3 +47,26 @@ cdef inline bint within(const floating* x, Py_ssize_t n, floating bound) noexcep
     for i in range(n):
         outside |= not ((x[i] <= bound) & (x[i] >= -bound))
     return outside == 0
+
+
+cdef inline Settings settings(Py_ssize_t configurations, Py_ssize_t n, Py_ssize_t steps,
+                              Py_ssize_t every, Py_ssize_t records,
+                              Py_ssize_t schedule_length, double bound) noexcept nogil:
+    # a run's Settings from the kernels' keyword arguments and array shapes
+    cdef Settings run
+    run.configurations, run.n, run.steps, run.every, run.records = configurations, n, steps, every, records
+    run.schedule_stride = 0 if schedule_length == 1 else 1
+    run.bound = bound
+    return run
+
+
+cdef inline void start(floating[:, ::1] x, floating[:, ::1] u, const floating[:, ::1] x0,
+                       const floating[:, ::1] u0, Py_ssize_t p) noexcept nogil:
+    # x[p] = x0[p]; u[p] = u0[p] (a single row of x0 or u0 is shared; u0 of no rows: zero).
+    # Called by the thread that runs configuration p, so that the pages of the fresh outputs
+    # are first touched in parallel.
+    cdef Py_ssize_t i, n = x.shape[1]
+    cdef Py_ssize_t rx = 0 if x0.shape[0] == 1 else p, ru = 0 if u0.shape[0] <= 1 else p
+    for i in range(n):
+        x[p, i] = x0[rx, i]
+        u[p, i] = u0[ru, i] if u0.shape[0] > 0 else 0

@@ -1,27 +1,23 @@
 """Momentum-family updates on batches of diagonal quadratics f(x) = ½ Σᵢ λᵢxᵢ² + cᵀx + b.
 
-Every rule and convention reduces (in ``polyak.rules``) to one canonical update:
+Every rule and convention reduces (``polyak.rules.canonical_coefficients``) to one canonical
+update, which a plan stores as a row of coefficients per configuration (``_common.pxd``):
 
     g_t = λ ⊙ x_{t-1} + c
     u_t = β u_{t-1} + a_t g_t
     x_t = x_{t-1} − k_t u_t − e_t g_t
 
-with per-step scalars built from η_t = lr · schedule[t-1]:
+``polyak.reference.momentum_diagonal`` is the NumPy twin of ``run_diagonal``.
 
-- learning rate outside the velocity (GD, d2l, torch): a_t = 1 on an undamped first step,
-  else 1 − τ; k_t = η_t (β η_t with nesterov); e_t = η_t with nesterov, else 0;
-- learning rate inside it (mxnet, goodfellow with u = −v): a_t = η_t; k_t = 1 (β with
-  nesterov); e_t = η_t with nesterov, else 0.
-
-``polyak.reference.run_diagonal`` is the NumPy twin of ``run_diagonal``.
-
-Loop order: problems in parallel (one thread owns a problem, so sums within a problem run in
-a fixed order whatever the thread count); within a problem, a block of WIDTH coordinates is
-held in registers until the next divergence check (at most CHECK_EVERY steps), then the next
-block; the last, partial block is padded with zeros. Recorded losses and iterates are written
-from the registers, each block adding its share of f(x) to the loss in block order. The
-arithmetic is regrouped where that shortens the chain of dependent FMAs (see ``_advance``):
-the kernel agrees with its twin to rounding, not bit for bit.
+Loop order: configurations in parallel (one thread owns a configuration, so sums within it
+run in a fixed order whatever the thread count); within a configuration, a block of BLOCK
+coordinates is held in registers until the next divergence check (at most CHECK_EVERY
+steps), then the next block; the last, partial block is padded with zeros. BLOCK is sized
+per instruction-set level (x and u fill about half the vector registers, the rest holds the
+step's constants and temporaries). Recorded losses and iterates are written from the
+registers, each block adding its share of f(x) to the loss in block order. The arithmetic is
+regrouped where that shortens the chain of dependent multiply-adds (see ``_advance``): the
+kernel agrees with its twin to rounding, not bit for bit.
 """
 
 from cython cimport floating
@@ -30,65 +26,87 @@ from libc.math cimport NAN
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
-from polyak._kernels._common cimport CHECK_EVERY, step_constants, within
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, settings, start,
+                                      step_coefficients, within)
 
-cdef enum:
-    WIDTH = 64         # coordinates kept in registers across steps (x and u: 16 AVX-512
-                       # registers of float64; larger local arrays stop GCC keeping them there)
-    LANES = 8          # interleaved partial sums of the loss
+cdef extern from *:
+    """
+    /* Coordinates of one configuration kept in registers across steps. AVX-512 (32 vector
+       registers of 8 doubles): 64, x and u in 16 registers. AVX2 (16 registers of 4): 32,
+       x and u in all 16 (λ is read from L1 by the multiply-adds; a few temporaries spill).
+       SSE2 (16 of 2): 16. LANES: the interleaved partial sums of a recorded loss. */
+    #if defined(__AVX512F__)
+      #define POLYAK_BLOCK 64
+    #elif defined(__AVX2__)
+      #define POLYAK_BLOCK 32
+    #else
+      #define POLYAK_BLOCK 16
+    #endif
+    #define POLYAK_LANES 8
+    """
+    enum: BLOCK "POLYAK_BLOCK"
+    enum: LANES "POLYAK_LANES"
+
+
+cdef struct Recorder:
+    # where _advance records, counted in steps from the start of its call
+    Py_ssize_t countdown  # steps until the next record (more than the call's steps: none)
+    Py_ssize_t every      # steps between records
+    Py_ssize_t m          # coordinates of the block that are real (the rest is padding)
 
 
 cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
                           floating beta, const floating* a, const floating* k,
-                          const floating* e, Py_ssize_t steps, bint unit_a, bint nesterov,
-                          floating* loss, floating* trajectory, Py_ssize_t stride,
-                          Py_ssize_t m, Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
+                          const floating* e, Py_ssize_t steps, bint unit_a, bint with_e,
+                          floating* loss, floating* trajectory, Py_ssize_t n,
+                          Recorder record) noexcept nogil:
     # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
-    # on WIDTH coordinates (c == NULL: no linear term). The state is copied into local arrays
-    # that the compiler keeps in registers for all the steps; unit_a and nesterov are
-    # constants at each call site, so each inlined copy is a specialized loop of three FMAs
-    # per coordinate. Recording, from registers too: after step `countdown` and every `every`
-    # steps after it, loss[r] += this block's share of f(x) and trajectory[r*stride : +m] = x
-    # (the first m coordinates are real, the rest padding), for r = 0, 1, ...
-    cdef floating xs[WIDTH]
-    cdef floating us[WIDTH]
+    # on BLOCK coordinates (c == NULL: no linear term). The state is copied into local arrays
+    # that the compiler keeps in registers for all the steps; unit_a (a == 1) and with_e
+    # (e != 0: nesterov) are constants at each call site, so each inlined copy is a
+    # specialized loop of three multiply-adds per coordinate. Recording, from registers too:
+    # after step record.countdown and every record.every steps after it, loss[r] += this
+    # block's share of f(x) and trajectory[r*n : + record.m] = x, for r = 0, 1, ...
+    cdef floating xs[BLOCK]
+    cdef floating us[BLOCK]
     cdef floating g, v, k_old, e_new
     cdef Py_ssize_t j, s
-    for j in range(WIDTH):
+    cdef Py_ssize_t countdown = record.countdown
+    for j in range(BLOCK):
         xs[j] = x[j]
         us[j] = u[j]
     for s in range(steps):
-        # nesterov: x - k*(beta*u + a*g) - e*g = x - (k*beta)*u_old - (k*a + e)*g, two FMAs
-        # that need not wait for the new u (as accurate: forming beta*u + a*g rounds at the
-        # size of beta*u too)
+        # with e: x - k*(beta*u + a*g) - e*g = x - (k*beta)*u_old - (k*a + e)*g, two
+        # multiply-adds that need not wait for the new u (as accurate: forming beta*u + a*g
+        # rounds at the size of beta*u too)
         k_old = k[s] * beta
         e_new = k[s] * (1 if unit_a else a[s]) + e[s]
-        for j in range(WIDTH):
+        for j in range(BLOCK):
             g = lam[j] * xs[j] + c[j] if c != NULL else lam[j] * xs[j]
-            if unit_a and not nesterov:
+            if unit_a and not with_e:
                 # = beta*u + g, grouped so that beta*u (+ c) is computed off the critical
-                # path x -> v -> x: two FMAs of latency per step instead of three
+                # path x -> v -> x: two multiply-adds of latency per step instead of three
                 v = lam[j] * xs[j] + (beta * us[j] + c[j] if c != NULL else beta * us[j])
             elif unit_a:
                 v = beta * us[j] + g
             else:
                 v = beta * us[j] + a[s] * g
-            if nesterov:
+            if with_e:
                 xs[j] = xs[j] - k_old * us[j] - e_new * g
             else:
                 xs[j] = xs[j] - k[s] * v
             us[j] = v
         countdown -= 1
         if countdown == 0:
-            countdown = every
+            countdown = record.every
             if loss != NULL:
                 loss[0] += _partial_value(xs, lam, c)
                 loss += 1
             if trajectory != NULL:
-                for j in range(m):
+                for j in range(record.m):
                     trajectory[j] = xs[j]
-                trajectory += stride
-    for j in range(WIDTH):
+                trajectory += n
+    for j in range(BLOCK):
         x[j] = xs[j]
         u[j] = us[j]
 
@@ -96,69 +114,65 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
 cdef inline void _advance_flags(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint nesterov, floating* loss,
-                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
-                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
-    # _advance with unit_a and nesterov made compile-time constants
-    if nesterov:
+                                bint unit_a, bint with_e, floating* loss,
+                                floating* trajectory, Py_ssize_t n,
+                                Recorder record) noexcept nogil:
+    # _advance with unit_a and with_e made compile-time constants
+    if with_e:
         if unit_a:
-            _advance(x, u, lam, c, beta, a, k, e, steps, True, True,
-                     loss, trajectory, stride, m, countdown, every)
+            _advance(x, u, lam, c, beta, a, k, e, steps, True, True, loss, trajectory, n, record)
         else:
-            _advance(x, u, lam, c, beta, a, k, e, steps, False, True,
-                     loss, trajectory, stride, m, countdown, every)
+            _advance(x, u, lam, c, beta, a, k, e, steps, False, True, loss, trajectory, n, record)
     elif unit_a:
-        _advance(x, u, lam, c, beta, a, k, e, steps, True, False,
-                 loss, trajectory, stride, m, countdown, every)
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, False, loss, trajectory, n, record)
     else:
-        _advance(x, u, lam, c, beta, a, k, e, steps, False, False,
-                 loss, trajectory, stride, m, countdown, every)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, False, loss, trajectory, n, record)
 
 
 cdef inline void _advance_cases(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint nesterov, floating* loss,
-                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
-                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
+                                bint unit_a, bint with_e, floating* loss,
+                                floating* trajectory, Py_ssize_t n,
+                                Recorder record) noexcept nogil:
     # _advance_flags with "no recording" (the record code compiled out) and, then, "no linear
-    # term" (c == NULL: eight registers fewer) made compile-time constants too; recording runs
-    # keep c (zeros where there is no linear term), to keep the number of copies down
+    # term" (c == NULL: registers freed) made compile-time constants too; recording runs keep
+    # c (zeros where there is no linear term), to keep the number of copies down
     if loss != NULL or trajectory != NULL:
-        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
-                       loss, trajectory, stride, m, countdown, every)
+        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, loss, trajectory, n,
+                       record)
     elif c == NULL:
-        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, nesterov,
-                       NULL, NULL, stride, m, countdown, every)
+        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, with_e, NULL, NULL, n,
+                       record)
     else:
-        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
-                       NULL, NULL, stride, m, countdown, every)
+        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, NULL, NULL, n,
+                       record)
 
 
 cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint nesterov, floating* loss,
-                                floating* trajectory, Py_ssize_t stride, Py_ssize_t m,
-                                Py_ssize_t countdown, Py_ssize_t every) noexcept nogil:
-    # _advance on m <= WIDTH coordinates. A partial block is padded with zeros
+                                bint unit_a, bint with_e, floating* loss,
+                                floating* trajectory, Py_ssize_t n,
+                                Recorder record) noexcept nogil:
+    # _advance on record.m <= BLOCK coordinates. A partial block is padded with zeros
     # (x = u = lam = c = 0 stays 0 and adds 0 to f) to run the same register-resident loop.
-    cdef floating xt[WIDTH]
-    cdef floating ut[WIDTH]
-    cdef floating lt[WIDTH]
-    cdef floating ct[WIDTH]
-    cdef Py_ssize_t j
-    if m == WIDTH:
-        _advance_cases(x, u, lam, c, beta, a, k, e, steps, unit_a, nesterov,
-                       loss, trajectory, stride, m, countdown, every)
+    cdef floating xt[BLOCK]
+    cdef floating ut[BLOCK]
+    cdef floating lt[BLOCK]
+    cdef floating ct[BLOCK]
+    cdef Py_ssize_t j, m = record.m
+    if m == BLOCK:
+        _advance_cases(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, loss, trajectory, n,
+                       record)
         return
-    for j in range(WIDTH):
+    for j in range(BLOCK):
         xt[j] = x[j] if j < m else 0
         ut[j] = u[j] if j < m else 0
         lt[j] = lam[j] if j < m else 0
         ct[j] = (c[j] if c != NULL else 0) if j < m else 0
-    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a,
-                   nesterov, loss, trajectory, stride, m, countdown, every)
+    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a, with_e,
+                   loss, trajectory, n, record)
     for j in range(m):
         x[j] = xt[j]
         u[j] = ut[j]
@@ -166,14 +180,14 @@ cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
 
 cdef inline floating _partial_value(const floating* x, const floating* lam,
                                     const floating* c) noexcept nogil:
-    # sum(x * (0.5*lam*x + c)) over WIDTH coordinates, in LANES interleaved partial sums
+    # sum(x * (0.5*lam*x + c)) over BLOCK coordinates, in LANES interleaved partial sums
     # added in a fixed order
     cdef floating acc[LANES]
     cdef floating total = 0
     cdef Py_ssize_t i, j, q
     for j in range(LANES):
         acc[j] = 0
-    for q in range(WIDTH // LANES):
+    for q in range(BLOCK // LANES):
         i = q * LANES
         for j in range(LANES):
             acc[j] += x[i + j] * (<floating>0.5 * lam[i + j] * x[i + j] + c[i + j])
@@ -184,78 +198,85 @@ cdef inline floating _partial_value(const floating* x, const floating* lam,
 
 cdef inline floating _block_value(const floating* x, const floating* lam, const floating* c,
                                   Py_ssize_t m) noexcept nogil:
-    # the share of f(x) - b of a block of m <= WIDTH coordinates, summed exactly as _advance
-    # sums it (zero-padded to WIDTH), so that every record of the loss adds in the same order
-    cdef floating xt[WIDTH]
-    cdef floating lt[WIDTH]
-    cdef floating ct[WIDTH]
+    # the share of f(x) - b of a block of m <= BLOCK coordinates, summed exactly as _advance
+    # sums it (zero-padded to BLOCK), so that every record of the loss adds in the same order
+    cdef floating xt[BLOCK]
+    cdef floating lt[BLOCK]
+    cdef floating ct[BLOCK]
     cdef Py_ssize_t j
-    if m == WIDTH:
+    if m == BLOCK:
         return _partial_value(x, lam, c)
-    for j in range(WIDTH):
+    for j in range(BLOCK):
         xt[j] = x[j] if j < m else 0
         lt[j] = lam[j] if j < m else 0
         ct[j] = c[j] if j < m else 0
     return _partial_value(xt, lt, ct)
 
 
-cdef int64_t _run_problem(floating* x, floating* u, const floating* lam, const floating* c,
-                          floating b, Py_ssize_t n, floating lr, floating beta,
-                          const floating* schedule, Py_ssize_t schedule_stride,
-                          Py_ssize_t steps, bint lr_inside,
-                          bint nesterov, floating dampening, bint first_step_undamped,
-                          Py_ssize_t every, floating bound, floating* loss,
-                          floating* trajectory, Py_ssize_t stride,
-                          unsigned char* diverged) noexcept nogil:
-    # Runs one problem in place; returns the steps taken and sets diverged[0] when it stopped.
-    cdef Py_ssize_t records = steps // every + 1
-    cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, countdown, first
-    cdef bint unit_a
+cdef int64_t _run_configuration(const floating* lam, const floating* c, floating b,
+                                const floating* row, const floating* schedule,
+                                const Settings* run, floating* x, floating* u, floating* loss,
+                                floating* trajectory, unsigned char* diverged) noexcept nogil:
+    # Runs one configuration in place; returns the steps taken and sets diverged[0] when it
+    # stopped. `row`: its coefficients; loss and trajectory: its records, or NULL.
+    cdef Py_ssize_t n = run.n, every = run.every, steps = run.steps
+    cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, first
+    cdef bint unit_a, with_e
     cdef bint recording = loss != NULL or trajectory != NULL
     cdef const floating* linear = c if recording or not within(c, n, 0) else NULL
+    cdef floating beta = row[BETA]
     cdef floating a[CHECK_EVERY]
-    cdef floating kx[CHECK_EVERY]
+    cdef floating k[CHECK_EVERY]
     cdef floating e[CHECK_EVERY]
+    cdef Recorder record
     diverged[0] = False
 
     if loss != NULL:
-        for r in range(records):
+        for r in range(run.records):
             loss[r] = b  # the blocks add their shares, in block order
-        for q in range((n + WIDTH - 1) // WIDTH):
-            lo = q * WIDTH
-            loss[0] += _block_value(x + lo, lam + lo, c + lo, min(WIDTH, n - lo))
+        for q in range((n + BLOCK - 1) // BLOCK):
+            lo = q * BLOCK
+            loss[0] += _block_value(x + lo, lam + lo, c + lo, min(BLOCK, n - lo))
     if trajectory != NULL:
         memcpy(trajectory, x, n * sizeof(floating))
 
     while t < steps:
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
-        unit_a = True
+        unit_a, with_e = True, False
         for s in range(t, t_end):
-            step_constants(lr, beta, schedule[s * schedule_stride], s == 0, lr_inside, nesterov,
-                           dampening, first_step_undamped, &a[s - t], &kx[s - t], &e[s - t])
+            step_coefficients(row, schedule[s * run.schedule_stride], s == 0,
+                              &a[s - t], &k[s - t], &e[s - t])
             unit_a = unit_a and a[s - t] == 1
-        first = t // every + 1                  # the next record and its step
-        countdown = first * every - t if recording else steps + 1
-        for q in range((n + WIDTH - 1) // WIDTH):
-            lo = q * WIDTH
+            with_e = with_e or e[s - t] != 0
+        first = t // every + 1  # the next record
+        record.every = every
+        record.countdown = first * every - t if recording else steps + 1
+        for q in range((n + BLOCK - 1) // BLOCK):
+            lo = q * BLOCK
+            record.m = min(BLOCK, n - lo)
             _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
-                           beta, a, kx, e, t_end - t, unit_a, nesterov,
+                           beta, a, k, e, t_end - t, unit_a, with_e,
                            loss + first if loss != NULL else NULL,
-                           trajectory + first * stride + lo if trajectory != NULL else NULL,
-                           stride, min(WIDTH, n - lo), countdown, every)
+                           trajectory + first * n + lo if trajectory != NULL else NULL,
+                           n, record)
         t = t_end
-        if not within(x, n, bound):
+        if not within(x, n, <floating>run.bound):
             diverged[0] = True
             break
 
     # records after the stop did not happen: NaN marks them
-    for r in range(t // every + 1, records):
+    for r in range(t // every + 1, run.records):
         if loss != NULL:
             loss[r] = NAN
         if trajectory != NULL:
             for i in range(n):
-                trajectory[r * stride + i] = NAN
+                trajectory[r * n + i] = NAN
     return t
+
+
+def block_width():
+    """Coordinates this level's kernel keeps in registers at once."""
+    return BLOCK
 
 
 def check_every():
@@ -263,35 +284,31 @@ def check_every():
     return CHECK_EVERY
 
 
-def run_diagonal(const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
-                 floating[:, ::1] x, floating[:, ::1] u,
-                 const floating[::1] lr, const floating[::1] beta, const floating[::1] schedule,
-                 Py_ssize_t steps, bint lr_inside, bint nesterov, floating dampening, bint first_step_undamped,
-                 Py_ssize_t every, floating bound,
+def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
+                 const int64_t[::1] problem_index, const floating[:, ::1] coefficients,
+                 const floating[::1] schedule, const floating[:, ::1] x0,
+                 const floating[:, ::1] u0, floating[:, ::1] x, floating[:, ::1] u,
                  floating[:, ::1] loss, floating[:, :, ::1] trajectory,
-                 int64_t[::1] steps_taken, unsigned char[::1] diverged, int n_threads):
-    """Runs the canonical update on B problems in place (see the module docstring).
+                 int64_t[::1] steps_taken, unsigned char[::1] diverged, Py_ssize_t steps,
+                 Py_ssize_t every, double bound, int n_threads):
+    """Runs the canonical update for B configurations (see the module docstring).
 
-    NumPy equivalent: ``polyak.reference.run_diagonal`` with the same arguments.
-
-    Shapes: lam, c, x, u (B, n); b, lr, beta, steps_taken, diverged (B,); schedule (T,), or
-    (1,) for a constant multiplier;
-    loss (B, T // every + 1) or (B, 0) to skip it; trajectory (T // every + 1, B, n) or
-    (0, B, n) to skip it. All inputs are validated by the caller; x and u hold x₀, u₀ on
-    entry and the final state on return.
+    NumPy equivalent: ``polyak.reference.momentum_diagonal``. Configuration p runs problem
+    q = problem_index[p] (lam[q], c[q], b[q]: (P, n), (P, n), (P,)) with coefficients[p]
+    (a row of the plan's table, see _common.pxd) and the per-step multipliers `schedule`
+    (T of them, or one for all steps), from x0[p] and u0[p] (one row: shared; u0 of no rows:
+    zero). Outputs, all written: x and u (B, n), the final state; loss (B, T // every + 1) and
+    trajectory (B, T // every + 1, n), or (B, 0) and (B, 0, n) to skip them; steps_taken,
+    diverged (B,). Arguments are keyword-only and validated by the caller (polyak.execute).
     """
-    cdef Py_ssize_t p, B = x.shape[0], n = x.shape[1]
-    cdef Py_ssize_t stride = B * n
-    cdef Py_ssize_t schedule_stride = 0 if schedule.shape[0] == 1 else 1
-    cdef bint record_loss = loss.shape[1] > 0
-    cdef bint record_trajectory = trajectory.shape[0] > 0
-    cdef floating* loss_row
-    cdef floating* trajectory_row
+    cdef Py_ssize_t p, q
+    cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
+                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound)
     with nogil:
-        for p in prange(B, schedule="static", num_threads=n_threads):
-            loss_row = &loss[p, 0] if record_loss else NULL
-            trajectory_row = &trajectory[0, p, 0] if record_trajectory else NULL
-            steps_taken[p] = _run_problem(
-                &x[p, 0], &u[p, 0], &lam[p, 0], &c[p, 0], b[p], n, lr[p], beta[p],
-                &schedule[0], schedule_stride, steps, lr_inside, nesterov, dampening,
-                first_step_undamped, every, bound, loss_row, trajectory_row, stride, &diverged[p])
+        for p in prange(run.configurations, schedule="static", num_threads=n_threads):
+            q = problem_index[p]
+            start(x, u, x0, u0, p)
+            steps_taken[p] = _run_configuration(
+                &lam[q, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
+                &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
+                &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p])

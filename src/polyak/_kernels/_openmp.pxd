@@ -1,4 +1,5 @@
-# The one OpenMP shim: real OpenMP calls when the build has OpenMP, serial stand-ins otherwise.
+# The one OpenMP shim (real OpenMP calls when the build has OpenMP, serial stand-ins
+# otherwise), and what setup.py tells each module about its build.
 cdef extern from *:
     """
     #ifdef _OPENMP
@@ -11,7 +12,15 @@ cdef extern from *:
     #ifndef POLYAK_COMPILE_ARGS
     #define POLYAK_COMPILE_ARGS "unknown"
     #endif
+    #ifndef POLYAK_CPU_LEVEL
+    #define POLYAK_CPU_LEVEL "baseline"
+    #endif
+    #ifndef POLYAK_CPU_LEVELS
+    #define POLYAK_CPU_LEVELS "baseline"
+    #endif
     """
     const int POLYAK_HAVE_OPENMP
     const char* POLYAK_COMPILE_ARGS
+    const char* POLYAK_CPU_LEVEL
+    const char* POLYAK_CPU_LEVELS
     int omp_get_max_threads() noexcept nogil

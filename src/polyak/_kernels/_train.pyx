@@ -1,95 +1,129 @@
 """Minibatch SGD with momentum on linear regression, many configurations at once.
 
-For each configuration (learning rate, momentum) in parallel, the textbook's training loop:
-per epoch, per minibatch of the epoch's order, the gradient of the mean squared loss
-½(xᵀw + b − y)² over the batch, then the canonical update of ``_diagonal.pyx`` on (w, b):
-u = β u + a g, p ← p − k u − e g. After every minibatch that brings the count of examples
-seen to a multiple of ``record_every``, the loss on the whole data set, mean ½(xᵀw + b − y)²,
-is recorded. Every configuration sees the same minibatches; the sums run in a fixed order,
-so results do not depend on the thread count. ``polyak.reference.train_linear`` is the
-NumPy twin.
+The model's parameters are θ = (w, b), d + 1 numbers, and example i's features (xᵢ, 1). For
+each configuration in parallel, the textbook's training loop: step t takes the minibatch
+that starts at (t mod M)·batch_size of epoch t div M's order (M minibatches per epoch, the
+last one possibly shorter), the gradient of the mean squared loss ½(xᵀw + b − y)² over it,
+and the canonical update of ``_diagonal.pyx`` on θ:
+
+    u_t = β u_{t-1} + a_t g_t,   θ_t = θ_{t-1} − k_t u_t − e_t g_t
+
+After every minibatch that brings the count of examples seen to a multiple of
+``record_every``, the loss on the whole data set, mean ½(xᵀw + b − y)², is recorded. θ is
+checked after every CHECK_EVERY-th step and the last: beyond the bound (or NaN), the
+configuration stops there and its later records are NaN. Every configuration sees the same
+minibatches; sums run in a fixed order, so results do not depend on the thread count.
+``polyak.reference.minibatch_linear_regression`` is the NumPy twin.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport NAN
 from libc.stdint cimport int64_t
 
-from polyak._kernels._common cimport step_constants
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, settings, start,
+                                      step_coefficients, within)
 
 cdef enum:
-    MAX_FEATURES = 64  # gradient and velocity of w live on the stack
+    MAX_PARAMETERS = 65  # the gradient lives on the stack: d <= 64 features, and the bias
 
 
-cdef inline floating _data_loss(const floating* X, const floating* y, Py_ssize_t N,
-                                Py_ssize_t d, const floating* w, floating b) noexcept nogil:
+cdef struct Minibatches:
+    Py_ssize_t examples      # N
+    Py_ssize_t features      # d
+    Py_ssize_t batch_size
+    Py_ssize_t per_epoch     # M = ceil(N / batch_size)
+    Py_ssize_t record_every  # examples between records
+
+
+cdef inline floating _data_loss(const floating* X, const floating* y, const Minibatches* data,
+                                const floating* theta) noexcept nogil:
     # mean over the data of 0.5 * (x·w + b − y)², summed in order
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, d = data.features
     cdef floating r, total = 0
-    for i in range(N):
-        r = b - y[i]
+    for i in range(data.examples):
+        r = theta[d] - y[i]
         for j in range(d):
-            r = r + X[i * d + j] * w[j]
+            r = r + X[i * d + j] * theta[j]
         total = total + r * r
-    return <floating>0.5 * total / N
+    return <floating>0.5 * total / data.examples
 
 
-cdef void _train_one(const floating* X, const floating* y, const int64_t* order, Py_ssize_t N,
-                     Py_ssize_t d, Py_ssize_t epochs, floating* w, floating* b, floating* uw,
-                     floating* ub, floating lr, floating beta, bint lr_inside, bint nesterov,
-                     Py_ssize_t batch_size, Py_ssize_t record_every,
-                     floating* loss) noexcept nogil:
-    cdef Py_ssize_t epoch, start, stop, t, i, j, seen = 0, records = 0, step = 0
-    cdef floating gw[MAX_FEATURES]
-    cdef floating gb, r, a, k, e, m
-    for epoch in range(epochs):
-        start = 0
-        while start < N:
-            stop = min(start + batch_size, N)
-            m = stop - start
-            for j in range(d):
-                gw[j] = 0
-            gb = 0
-            for t in range(start, stop):
-                i = order[epoch * N + t]
-                r = b[0] - y[i]
-                for j in range(d):
-                    r = r + X[i * d + j] * w[j]
-                for j in range(d):
-                    gw[j] = gw[j] + r * X[i * d + j]
-                gb = gb + r
-            step_constants(lr, beta, 1, step == 0, lr_inside, nesterov, 0, False, &a, &k, &e)
-            for j in range(d):
-                gw[j] = gw[j] / m
-                uw[j] = beta * uw[j] + a * gw[j]
-                w[j] = w[j] - k * uw[j] - (e * gw[j] if nesterov else 0)
-            gb = gb / m
-            ub[0] = beta * ub[0] + a * gb
-            b[0] = b[0] - k * ub[0] - (e * gb if nesterov else 0)
-            step += 1
-            seen += stop - start
-            start = stop
-            if loss != NULL and seen % record_every == 0:
-                loss[records] = _data_loss(X, y, N, d, w, b[0])
-                records += 1
+cdef inline void _gradient(const floating* X, const floating* y, const int64_t* order,
+                           Py_ssize_t first, Py_ssize_t stop, const Minibatches* data,
+                           const floating* theta, floating* g) noexcept nogil:
+    # g = mean over examples order[first:stop] of (x·w + b − y)·(x, 1)
+    cdef Py_ssize_t t, i, j, d = data.features
+    cdef floating r
+    for j in range(d + 1):
+        g[j] = 0
+    for t in range(first, stop):
+        i = order[t]
+        r = theta[d] - y[i]
+        for j in range(d):
+            r = r + X[i * d + j] * theta[j]
+        for j in range(d):
+            g[j] = g[j] + r * X[i * d + j]
+        g[d] = g[d] + r
+    for j in range(d + 1):
+        g[j] = g[j] / (stop - first)
 
 
-def train_linear(const floating[:, ::1] X, const floating[::1] y, const int64_t[:, ::1] order,
-                 floating[:, ::1] w, floating[::1] b, floating[:, ::1] uw, floating[::1] ub,
-                 const floating[::1] lr, const floating[::1] beta, bint lr_inside,
-                 bint nesterov, Py_ssize_t batch_size, Py_ssize_t record_every,
-                 floating[:, ::1] loss, int n_threads):
-    """Train C configurations in place (see the module docstring).
+cdef int64_t _train_configuration(const floating* X, const floating* y, const int64_t* order,
+                                  const Minibatches* data, const floating* row,
+                                  const floating* schedule, const Settings* run,
+                                  floating* theta, floating* u, floating* loss,
+                                  unsigned char* diverged) noexcept nogil:
+    # one configuration in place; returns the steps taken and sets diverged[0] on a stop
+    cdef Py_ssize_t t, j, lo, epoch, seen = 0, records = 0, n = run.n
+    cdef floating g[MAX_PARAMETERS]
+    cdef floating a, k, e, beta = row[BETA]
+    diverged[0] = False
+    for t in range(run.steps):
+        epoch, lo = t // data.per_epoch, (t % data.per_epoch) * data.batch_size
+        _gradient(X, y, order + epoch * data.examples, lo, min(lo + data.batch_size, data.examples),
+                  data, theta, g)
+        step_coefficients(row, schedule[t * run.schedule_stride], t == 0, &a, &k, &e)
+        for j in range(n):
+            u[j] = beta * u[j] + a * g[j]
+            theta[j] = theta[j] - k * u[j] - e * g[j]
+        seen += min(lo + data.batch_size, data.examples) - lo
+        if loss != NULL and seen % data.record_every == 0:
+            loss[records] = _data_loss(X, y, data, theta)
+            records += 1
+        if ((t + 1) % CHECK_EVERY == 0 or t + 1 == run.steps) and not within(
+                theta, n, <floating>run.bound):
+            diverged[0] = True
+            if loss != NULL:
+                for j in range(records, run.records):
+                    loss[j] = NAN
+            return t + 1
+    return run.steps
 
-    NumPy equivalent: ``polyak.reference.train_linear`` with the same arguments. Shapes:
-    X (N, d) with d <= 64, y (N,), order (epochs, N) (each row a permutation of the examples),
-    w and uw (C, d), b, ub, lr, beta (C,), loss (C, K) with K the number of records. w and b
-    hold the initial weights on entry, uw and ub the initial velocities (zeros).
+
+def train_linear(*, const floating[:, ::1] X, const floating[::1] y,
+                 const int64_t[:, ::1] order, Py_ssize_t batch_size, Py_ssize_t record_every,
+                 const floating[:, ::1] coefficients, const floating[::1] schedule,
+                 const floating[:, ::1] x0, const floating[:, ::1] u0, floating[:, ::1] x,
+                 floating[:, ::1] u, floating[:, ::1] loss, int64_t[::1] steps_taken,
+                 unsigned char[::1] diverged, Py_ssize_t steps, double bound, int n_threads):
+    """Train B configurations (see the module docstring).
+
+    NumPy equivalent: ``polyak.reference.minibatch_linear_regression``. X (N, d) with
+    d <= 64, y (N,), order (epochs, N) (each row a permutation of the examples); x0, u0, x, u:
+    θ = (w, b), of d + 1 entries, as in ``polyak._kernels._diagonal.run_diagonal``; loss
+    (B, K) with K the number of records; `steps` minibatch steps, at most epochs · M.
     """
-    cdef Py_ssize_t c, C = w.shape[0], N = X.shape[0], d = X.shape[1]
-    cdef Py_ssize_t epochs = order.shape[0]
-    cdef bint record = loss.shape[1] > 0
+    cdef Py_ssize_t p
+    cdef Settings run = settings(x.shape[0], x.shape[1], steps, 1, loss.shape[1],
+                                 schedule.shape[0], bound)
+    cdef Minibatches data
+    data.examples, data.features = X.shape[0], X.shape[1]
+    data.batch_size, data.record_every = batch_size, record_every
+    data.per_epoch = (data.examples + batch_size - 1) // batch_size
     with nogil:
-        for c in prange(C, schedule="static", num_threads=n_threads):
-            _train_one(&X[0, 0], &y[0], &order[0, 0], N, d, epochs, &w[c, 0], &b[c], &uw[c, 0],
-                       &ub[c], lr[c], beta[c], lr_inside, nesterov, batch_size, record_every,
-                       &loss[c, 0] if record else NULL)
+        for p in prange(run.configurations, schedule="static", num_threads=n_threads):
+            start(x, u, x0, u0, p)
+            steps_taken[p] = _train_configuration(
+                &X[0, 0], &y[0], &order[0, 0], &data, &coefficients[p, 0], &schedule[0], &run,
+                &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL, &diverged[p])

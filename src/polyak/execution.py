@@ -1,0 +1,201 @@
+"""`execute`: run a plan with the code that a table picks by (plan kind, implementation).
+
+==============  ==========================  ==============================  =================
+plan kind       "kernel"                    "reference"                     "closed-form"
+==============  ==========================  ==============================  =================
+diagonal        _diagonal.run_diagonal      reference.momentum              eigen-coordinates
+dense           _dense.run_dense_batched    reference.momentum              eigen-coordinates
+dense-shared    _dense.run_dense_shared     reference.momentum              eigen-coordinates
+least-squares   _train.train_linear         reference.momentum              —
+==============  ==========================  ==============================  =================
+
+The kernels are those of the instruction-set level in use (``polyak.show_config()``).
+"""
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from polyak import _closed_form, reference
+from polyak._config import kernels, resolve_threads
+from polyak._validation import FLOAT_DTYPES
+from polyak.plans import Plan
+from polyak.results import Result
+
+__all__ = ["execute", "IMPLEMENTATIONS"]
+
+#: The implementations a plan can be executed with (not every kind has every one).
+IMPLEMENTATIONS = ("kernel", "reference", "closed-form")
+#: BLAS sizes are 32-bit integers (scipy.linalg.cython_blas).
+_BLAS_LIMIT = 2**31 - 1
+
+
+class _Outputs(NamedTuple):
+    x: np.ndarray
+    u: np.ndarray
+    loss: np.ndarray  # or None
+    trajectory: np.ndarray  # or None
+    recorded_at: np.ndarray
+    steps_taken: np.ndarray
+    diverged: np.ndarray
+    n_threads: int
+
+
+def execute(plan, implementation="kernel", *, n_threads=None):
+    """Run `plan` and return its :class:`polyak.Result`.
+
+    Parameters
+    ----------
+    plan : Plan
+        From :func:`polyak.plan` (or a piece of one, :meth:`Plan.split`).
+    implementation : "kernel", "reference" or "closed-form"
+        The compiled kernel; its NumPy twin in :mod:`polyak.reference` (the specification;
+        it also runs np.longdouble plans); or, for quadratics with a constant learning rate,
+        the iterates in closed form (:mod:`polyak._closed_form`: O(n) per record whatever
+        the number of steps, in float64; a configuration counts as diverged when its final
+        iterate is beyond the bound, as the closed form does not stop).
+    n_threads : int, optional
+        Threads over configurations (1 to 1024; at most B are used); the OpenMP default
+        (OMP_NUM_THREADS) when None. Results do not depend on it. A dense Q shared by all
+        configurations is the exception: the BLAS threads its one product per step (its
+        own setting, e.g. OPENBLAS_NUM_THREADS) and the rest runs on one thread.
+    """
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a polyak.Plan (from polyak.plan); got {type(plan).__name__}")
+    runner = _TABLE.get((plan.kind, implementation))
+    if runner is None:
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}; "
+                             f"got {implementation!r}")
+        available = [name for kind, name in _TABLE if kind == plan.kind]
+        raise ValueError(f"a {plan.kind} plan runs with implementation {' or '.join(map(repr, available))}, "
+                         f"not {implementation!r}")
+    threads = min(resolve_threads(n_threads), len(plan))  # more threads than configurations would idle
+    start = time.perf_counter()
+    out = runner(plan, threads)
+    seconds = time.perf_counter() - start
+    has_velocity = plan.has_velocity and (plan.buffer_at_start or plan.steps > 0)
+    if has_velocity and plan.velocity_sign < 0:
+        np.negative(out.u, out=out.u)
+    result = Result(
+        x=out.x, velocity=out.u if has_velocity else None, loss=out.loss, trajectory=out.trajectory,
+        recorded_at=out.recorded_at, diverged=out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged,
+        steps_taken=out.steps_taken, steps=plan.steps, implementation=implementation, n_threads=out.n_threads,
+        seconds=seconds,
+    )
+    return result if plan.batched else result.unbatched()
+
+
+def _as(array, dtype):
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _kernel_dtype(plan):
+    if plan.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"the compiled kernels compute in float32 or float64, not {plan.dtype}; "
+                         f"run this plan with implementation='reference'")
+    return plan.dtype
+
+
+def _state(plan, dtype):
+    """The kernels' keyword arguments shared by every run: configurations, start, outputs."""
+    B, n, K = len(plan), plan.dim, plan.recorded_at.size
+    return dict(
+        problem_index=_as(plan.problem_index, np.int64), coefficients=_as(plan.coefficients, dtype),
+        schedule=_as(plan.schedule, dtype), x0=_as(plan.x0, dtype), u0=_as(plan.u0, dtype),
+        x=np.empty((B, n), dtype), u=np.empty((B, n), dtype),
+        loss=np.empty((B, K if "loss" in plan.record else 0), dtype),
+        trajectory=np.empty((B, K if "trajectory" in plan.record else 0, n), dtype),
+        steps_taken=np.empty(B, np.int64), diverged=np.empty(B, np.uint8),
+        steps=plan.steps, bound=plan.divergence_bound,
+    )
+
+
+def _outputs(plan, state, n_threads):
+    return _Outputs(state["x"], state["u"], state["loss"] if "loss" in plan.record else None,
+                    state["trajectory"] if "trajectory" in plan.record else None, plan.recorded_at,
+                    state["steps_taken"], state["diverged"], n_threads)
+
+
+def _diagonal_kernel(plan, n_threads):
+    dtype, problem = _kernel_dtype(plan), plan.problem
+    state = _state(plan, dtype)
+    kernels("_diagonal").run_diagonal(lam=_as(problem.lam, dtype), c=_as(problem.c, dtype),
+                                      b=_as(problem.b, dtype), every=plan.every, n_threads=n_threads, **state)
+    return _outputs(plan, state, n_threads)
+
+
+def _dense_kernel(plan, n_threads):
+    dtype, problem = _kernel_dtype(plan), plan.problem
+    if max(len(plan), plan.dim) > _BLAS_LIMIT:
+        raise ValueError(f"dense runs take fewer than 2**31 configurations and dimensions; got {len(plan)} and {plan.dim}")
+    state = _state(plan, dtype)
+    module = kernels("_dense")
+    run = module.run_dense_shared if problem.shared else module.run_dense_batched
+    n_threads = 1 if problem.shared else n_threads  # the BLAS threads the shared product
+    run(Q=_as(problem.Q, dtype), c=_as(problem.c, dtype), b=_as(problem.b, dtype),
+        g=np.empty((len(plan), plan.dim), dtype), every=plan.every, n_threads=n_threads, **state)
+    return _outputs(plan, state, n_threads)
+
+
+def _least_squares_kernel(plan, n_threads):
+    dtype, problem = _kernel_dtype(plan), plan.problem
+    state = _state(plan, dtype)
+    del state["trajectory"], state["problem_index"]  # one problem, no trajectory
+    kernels("_train").train_linear(X=_as(problem.X, dtype), y=_as(problem.y, dtype), order=problem.order,
+                                   batch_size=problem.batch_size, record_every=problem.record_every,
+                                   n_threads=n_threads, **state)
+    state["trajectory"] = None
+    return _outputs(plan, state, n_threads)
+
+
+def _reference_start(plan):
+    B, n, dtype = len(plan), plan.dim, plan.dtype
+    x = np.array(np.broadcast_to(plan.x0, (B, n)), dtype=dtype, order="C")
+    u = np.zeros((B, n), dtype) if plan.u0.shape[0] == 0 else np.array(np.broadcast_to(plan.u0, (B, n)), dtype=dtype,
+                                                                       order="C")
+    return x, u
+
+
+def _run_reference(plan, gradient, value):
+    x, u = _reference_start(plan)
+    loss, trajectory, steps_taken, diverged = reference.momentum(
+        gradient, x, u, plan.coefficients.astype(plan.dtype), plan.schedule.astype(plan.dtype), plan.steps,
+        value=value if "loss" in plan.record else None, recorded_at=plan.recorded_at,
+        trajectory="trajectory" in plan.record, bound=plan.divergence_bound)
+    return _Outputs(x, u, loss, trajectory, plan.recorded_at, steps_taken, diverged, 1)
+
+
+def _quadratic_reference(plan, n_threads):
+    problems = plan.problem.take(plan.problem_index, plan.dtype)  # row p: configuration p's problem
+    return _run_reference(plan, *reference.quadratic_gradient(problems.curvature, problems.c, problems.b))
+
+
+def _least_squares_reference(plan, n_threads):
+    problem, dtype = plan.problem, plan.dtype
+    gradient, value = reference.minibatch_gradient(problem.X.astype(dtype), problem.y.astype(dtype),
+                                                   problem.order, problem.batch_size)
+    return _run_reference(plan, gradient, value)
+
+
+def _quadratic_closed_form(plan, n_threads):
+    x, u, loss, trajectory, recorded_at = _closed_form.run(plan)
+    with np.errstate(invalid="ignore"):
+        diverged = ~np.all(np.abs(x) <= plan.divergence_bound, axis=1)
+    return _Outputs(x, u, loss, trajectory, recorded_at, np.full(len(plan), plan.steps, np.int64), diverged, 1)
+
+
+_TABLE = {
+    ("diagonal", "kernel"): _diagonal_kernel,
+    ("diagonal", "reference"): _quadratic_reference,
+    ("diagonal", "closed-form"): _quadratic_closed_form,
+    ("dense", "kernel"): _dense_kernel,
+    ("dense", "reference"): _quadratic_reference,
+    ("dense", "closed-form"): _quadratic_closed_form,
+    ("dense-shared", "kernel"): _dense_kernel,
+    ("dense-shared", "reference"): _quadratic_reference,
+    ("dense-shared", "closed-form"): _quadratic_closed_form,
+    ("least-squares", "kernel"): _least_squares_kernel,
+    ("least-squares", "reference"): _least_squares_reference,
+}

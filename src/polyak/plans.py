@@ -1,0 +1,307 @@
+"""`Plan`: what to compute, validated once, frozen, picklable, and splittable.
+
+A plan holds everything an execution needs: the problem (its arrays are shared by all
+configurations and never copied per configuration: a problem index column says which
+problem each configuration runs), one row of canonical coefficients per configuration (see
+:func:`polyak.rules.canonical_coefficients` and COLUMNS), the learning-rate schedule, the
+starting state, the steps, what to record and the divergence bound. It says nothing of how
+to compute: :func:`polyak.execute` runs it with the compiled kernel, the NumPy reference or
+the closed form, on any number of threads, here or (pickled) in another process, whole or in
+pieces (:meth:`Plan.split`).
+
+>>> import polyak
+>>> job = polyak.plan(polyak.problems.ill_conditioned_2d(), polyak.Momentum([0.1, 0.6], 0.5),
+...                   x0=[-5.0, -2.0], steps=20)
+>>> len(job), [len(piece) for piece in job.split(2)]
+(2, [1, 1])
+"""
+
+import os
+
+import numpy as np
+
+from polyak._validation import (FLOAT_DTYPES, as_int, finite_real_array, read_only, require_shape,
+                                resolve_dtype)
+from polyak.problems import Quadratic
+from polyak.rules import _Rule
+
+__all__ = ["Plan", "plan", "COLUMNS", "DIVERGENCE_BOUND", "RECORDABLE"]
+
+#: The columns of a plan's coefficient table. For configuration p at step t (0-based) with
+#: learning-rate multiplier s = schedule[t]: a_t = (a_first if t == 0 else a_fixed) +
+#: a_scaled·s, k_t = k_fixed + k_scaled·s, e_t = e_fixed + e_scaled·s; β = beta.
+COLUMNS = ("beta", "a_fixed", "a_scaled", "a_first", "k_fixed", "k_scaled", "e_fixed", "e_scaled")
+#: Default bound on |xᵢ| beyond which a configuration counts as diverged, per dtype.
+DIVERGENCE_BOUND = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e15}
+#: What a run can record.
+RECORDABLE = ("loss", "trajectory")
+#: The most steps one run takes (steps and records are indexed with 64-bit integers).
+MAX_STEPS = 2**62
+
+_ARRAYS = ("problem_index", "coefficients", "schedule", "x0", "u0", "recorded_at")
+_PER_CONFIGURATION = ("problem_index", "coefficients", "x0", "u0")
+
+
+def _restore(fields):
+    return Plan(**fields)
+
+
+class Plan:
+    """What to compute; make one with :func:`plan` (or :func:`polyak.train.plan_linear_regression`).
+
+    Attributes
+    ----------
+    kind : str
+        "diagonal", "dense" (a Q per problem), "dense-shared" (one Q for all) or
+        "least-squares": with the implementation, it picks the code that runs it.
+    problem
+        The problem: a :class:`polyak.Quadratic` or a
+        :class:`polyak.train.MinibatchLeastSquares`, shared by the configurations.
+    problem_index : ndarray of int64, shape (B,)
+        The problem (row of the problem's batch) that each configuration runs.
+    coefficients : ndarray, shape (B, 8)
+        Each configuration's canonical update (columns: COLUMNS).
+    schedule : ndarray, shape (T,) or (1,)
+        The learning-rate multiplier of each step, or one for every step.
+    x0 : ndarray, shape (B, n) or (1, n)
+        The starting point of each configuration (one row: shared).
+    u0 : ndarray, shape (B, n), (1, n) or (0, n)
+        The starting canonical velocity u (v₀ = velocity_sign · u₀); no rows: zero.
+    steps, every : int
+        T, and the interval of the records of a quadratic (t = 0, every, 2·every, …).
+    record : tuple of str
+        What to record: "loss", "trajectory" (a subset of RECORDABLE).
+    recorded_at : ndarray of int64, shape (K,)
+        The steps after which the records are taken (0: the start).
+    divergence_bound : float
+    dtype : numpy.dtype
+        The precision of the arithmetic.
+    velocity_sign : float
+        The rule's velocity is velocity_sign · u (−1 for the goodfellow convention).
+    has_velocity : bool
+        False for gradient descent (results then carry no velocity).
+    buffer_at_start : bool
+        False when no velocity exists before the first step (torch's buffer is made by its
+        first step): a run of 0 steps then returns none.
+    batched : bool
+        False for one configuration of one problem: results then drop the batch axis.
+    """
+
+    __slots__ = ("kind", "problem", *_ARRAYS, "steps", "every", "record", "recorded_at", "divergence_bound",
+                 "dtype", "velocity_sign", "has_velocity", "buffer_at_start", "batched")
+
+    def __init__(self, **fields):
+        missing = set(self.__slots__) - set(fields)
+        extra = set(fields) - set(self.__slots__)
+        if missing or extra:
+            raise TypeError(f"Plan fields missing: {sorted(missing)}; unknown: {sorted(extra)}")
+        for name, value in fields.items():
+            if name in _ARRAYS:
+                value = read_only(np.asarray(value))
+            object.__setattr__(self, name, value)
+        rows = {self.problem_index.shape[0], self.coefficients.shape[0]}
+        rows |= {array.shape[0] for array in (self.x0, self.u0) if array.shape[0] > 1}
+        if len(rows) != 1 or self.coefficients.shape[1:] != (len(COLUMNS),):
+            raise ValueError(f"a plan's per-configuration arrays must agree: rows {sorted(rows)}, "
+                             f"coefficients of shape {self.coefficients.shape}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Plan is immutable; make a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError("Plan is immutable; make a new one")
+
+    def __reduce__(self):
+        return _restore, ({name: getattr(self, name) for name in self.__slots__},)
+
+    def __len__(self):
+        """B, the number of configurations."""
+        return self.problem_index.shape[0]
+
+    @property
+    def dim(self):
+        """n, the number of coordinates of each configuration."""
+        return self.x0.shape[1]
+
+    def __repr__(self):
+        recorded = f", record={list(self.record)} every {self.every}" if self.record else ""
+        return (f"Plan({self.kind}, {len(self)} configurations of dimension {self.dim}, "
+                f"steps={self.steps}{recorded}, dtype={self.dtype})")
+
+    def _fields(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def select(self, start, stop):
+        """The plan of configurations start..stop−1 (a batch, whatever this plan is).
+
+        Its problem keeps only the rows those configurations run (views, not copies), so a
+        piece carries only its share of a batch of problems.
+        """
+        start, stop, _ = slice(start, stop).indices(len(self))
+        if stop <= start:
+            raise ValueError(f"select needs at least one configuration; got {start}..{stop - 1} of {len(self)}")
+        fields = self._fields()
+        for name in _PER_CONFIGURATION:
+            array = fields[name]
+            if name == "problem_index" or array.shape[0] > 1 or name == "coefficients":
+                fields[name] = array[start:stop]
+        index = fields["problem_index"]
+        first, last = int(index.min()), int(index.max())
+        fields["problem"] = self.problem.rows(first, last + 1)
+        fields["problem_index"] = index - first
+        fields["batched"] = True
+        return Plan(**fields)
+
+    def split(self, pieces):
+        """This plan cut into `pieces` plans of consecutive configurations, sizes within one.
+
+        Executed anywhere and joined with :meth:`polyak.Result.concatenate`, the pieces give
+        the result of the whole plan, bit for bit.
+        """
+        pieces = as_int(pieces, "pieces", minimum=1, maximum=len(self))
+        bounds = np.linspace(0, len(self), pieces + 1).round().astype(int)
+        if pieces == 1:
+            return [self]
+        return [self.select(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None, divergence_bound=None):
+    """The plan of running `rule` on `problem` for `steps` steps: validated, ready to execute.
+
+    Parameters are those of :func:`polyak.run` (which is ``execute(plan(...))``). A single
+    problem with hyperparameter arrays of length B makes B configurations of it; a batch of
+    B problems takes scalars or arrays of length B. The problem's arrays are not copied.
+    """
+    if not isinstance(problem, Quadratic):
+        raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
+    if not isinstance(rule, _Rule):
+        raise TypeError(f"rule must be polyak.GD or polyak.Momentum; got {type(rule).__name__}")
+    steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
+    every = as_int(every, "every", minimum=1)
+    recorded = _recorded(record)
+    batched = problem.batched or rule.batch_length is not None
+    B = problem.batch_size if problem.batched else (rule.batch_length or 1)
+    for name in ("lr", "beta"):
+        value = getattr(rule, name)
+        if value.ndim and value.size != B:
+            raise ValueError(f"{name} has {value.size} entries but the batch has {B} problems")
+    n = problem.dim
+    starts = [(n,), (B, n)] if batched else [(n,)]
+    x0 = require_shape(finite_real_array(x0, "x0"), starts, "x0")
+    if v0 is not None:
+        if not rule.has_velocity:
+            raise ValueError("v0 is not used by GD, which has no velocity; omit it")
+        v0 = require_shape(finite_real_array(v0, "v0"), starts, "v0")
+    dtype = _EXTENDED if _is_extended(dtype) else resolve_dtype(dtype, problem.c, x0, v0)
+    if rule.schedule is not None and rule.schedule.size < steps:
+        raise ValueError(f"schedule has {rule.schedule.size} multipliers but steps={steps} needs {steps}")
+    schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
+    inputs = dict(lr=rule.lr, beta=rule.beta, lam=problem.lam, Q=problem.Q, c=problem.c, b=problem.b, x0=x0,
+                  v0=v0, schedule=schedule)
+    for name, values in inputs.items():
+        if values is not None:
+            _require_representable(values, name, dtype)
+    records = steps // every + 1
+    per_record = (B if "loss" in recorded else 0) + (B * n if "trajectory" in recorded else 0)
+    _require_memory(dtype.itemsize * float(per_record) * records)
+    return Plan(
+        kind=problem.kind + ("-shared" if problem.shared else ""),
+        problem=problem,
+        problem_index=np.arange(B) if problem.batched else np.zeros(B, np.int64),
+        coefficients=coefficient_table(rule, B, fresh=v0 is None),
+        schedule=np.array(schedule, dtype=np.float64),
+        x0=np.array(np.atleast_2d(x0), dtype=np.float64 if dtype in FLOAT_DTYPES else dtype),
+        u0=_canonical_velocity(v0, rule.velocity_sign, n, dtype),
+        steps=steps, every=min(every, steps + 1), record=tuple(name for name in RECORDABLE if name in recorded),
+        recorded_at=np.arange(0, steps + 1, every, dtype=np.int64) if recorded else np.zeros(0, np.int64),
+        divergence_bound=_divergence_bound(divergence_bound, dtype), dtype=dtype,
+        velocity_sign=rule.velocity_sign, has_velocity=rule.has_velocity,
+        buffer_at_start=not (rule.undamped_first_step and v0 is None), batched=batched,
+    )
+
+
+_EXTENDED = np.dtype(np.longdouble)
+
+
+def _is_extended(dtype):
+    # np.longdouble, which only the reference implementation runs (for accuracy checks)
+    try:
+        return dtype is not None and np.dtype(dtype) == _EXTENDED and _EXTENDED not in FLOAT_DTYPES
+    except TypeError:
+        return False
+
+
+def coefficient_table(rule, configurations, *, fresh):
+    """The (B, 8) table of COLUMNS for `rule`: its coefficients at η = 0 and at η = lr.
+
+    `fresh`: the run starts without a velocity (torch's first step is then undamped).
+    """
+    fixed = rule.coefficients(0.0)
+    at_lr = rule.coefficients()
+    first = rule.coefficients(0.0, first_step=True) if fresh else fixed
+    columns = dict(beta=rule.beta, a_fixed=fixed.a, a_scaled=at_lr.a - fixed.a, a_first=first.a,
+                   k_fixed=fixed.k, k_scaled=at_lr.k - fixed.k, e_fixed=fixed.e, e_scaled=at_lr.e - fixed.e)
+    table = np.empty((configurations, len(COLUMNS)))
+    for j, name in enumerate(COLUMNS):
+        table[:, j] = columns[name]
+    return table
+
+
+def _canonical_velocity(v0, sign, n, dtype):
+    if v0 is None:
+        return np.zeros((0, n))
+    u0 = sign * np.atleast_2d(v0)
+    return np.array(u0, dtype=np.float64 if dtype in FLOAT_DTYPES else dtype)
+
+
+def _recorded(record):
+    if record is None:
+        return set()
+    names = [record] if isinstance(record, str) else record
+    try:
+        names = list(names)
+    except TypeError:
+        names = [record]
+    if not all(isinstance(name, str) and name in RECORDABLE for name in names):
+        raise ValueError(f"record must be None, 'loss', 'trajectory' or both as a tuple; got {record!r}")
+    return set(names)
+
+
+def _divergence_bound(value, dtype):
+    if value is None:
+        return DIVERGENCE_BOUND.get(dtype, DIVERGENCE_BOUND[np.dtype(np.float64)])
+    if np.ndim(value) != 0:
+        raise ValueError(f"divergence_bound must be a number > 0; got {value!r}")
+    bound = float(finite_real_array(value, "divergence_bound"))
+    largest = float(np.finfo(dtype).max) if dtype in FLOAT_DTYPES else np.inf
+    if not 0 < bound < largest:
+        raise ValueError(f"divergence_bound must be > 0 and below {dtype}'s largest value {largest:g}; got {bound:g}")
+    return bound
+
+
+def _require_representable(values, name, dtype):
+    """ValueError if rounding `values` to `dtype` makes one infinite, or a nonzero one zero."""
+    values = np.asarray(values)
+    if values.dtype.itemsize <= dtype.itemsize:
+        return  # no narrowing, nothing lost
+    with np.errstate(over="ignore", under="ignore"):
+        rounded = values.astype(dtype)
+    lost = ~np.isfinite(rounded) | ((rounded == 0) & (values != 0))
+    if np.any(lost):
+        raise ValueError(
+            f"{name} has values that {dtype} cannot represent (e.g. {values[lost].flat[0]:g}): its finite "
+            f"nonzero range is {np.finfo(dtype).tiny:g} to {np.finfo(dtype).max:g} in magnitude"
+        )
+
+
+def _require_memory(nbytes):
+    # a recording that cannot fit is an error now, not an out-of-memory kill later
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if nbytes > physical // 2:
+        raise ValueError(
+            f"the recording would take {nbytes / 2**30:.1f} GiB, more than half of this machine's "
+            f"{physical / 2**30:.1f} GiB; record less often (every=k), record only 'loss', or run fewer problems"
+        )

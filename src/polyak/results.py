@@ -1,0 +1,112 @@
+"""`Result`: what an execution of a plan returns, the same for every workflow."""
+
+import numpy as np
+
+__all__ = ["Result"]
+
+_ARRAYS = ("x", "velocity", "loss", "trajectory", "diverged", "steps_taken")
+
+
+class Result:
+    """The outcome of running a plan: per-configuration arrays, batch axis first.
+
+    For a single configuration of a single problem the batch axis is dropped.
+
+    Attributes
+    ----------
+    x : ndarray, shape (B, n)
+        The final iterate; for a diverged configuration, the iterate at its stop.
+    velocity : ndarray, shape (B, n), or None
+        The velocity in the rule's own convention, usable as `v0` to continue; None for GD,
+        and for the torch convention before its first step (no momentum buffer exists yet).
+    loss : ndarray, shape (B, K), or None
+        The recorded losses (f(xₜ) at t = recorded_at; for training, the loss on the whole
+        data set); NaN after a stop.
+    trajectory : ndarray, shape (B, K, n), or None
+        The iterates at the same steps; NaN after a stop.
+    recorded_at : ndarray of int, shape (K,)
+        The step after which each record was taken (0: the start).
+    diverged : ndarray of bool, shape (B,)
+        True where the configuration diverged: at a check (after every 128th step and after
+        the last) some |xᵢ| was beyond the plan's divergence bound, or NaN. It stopped there.
+    steps_taken : ndarray of int, shape (B,)
+        The steps each configuration ran: `steps`, or fewer where it diverged before the
+        last check (one found diverged at the last check ran them all: test `diverged`).
+    steps : int
+        As planned.
+    implementation : str
+        "kernel", "reference" or "closed-form".
+    n_threads : int
+        The threads used.
+    seconds : float
+        Wall-clock time of the computation (summed over the pieces of a concatenation).
+    extras : dict
+        What a workflow adds (training: ``w``, ``b``, ``epochs``); also readable as attributes.
+        A concatenation keeps those that all its pieces share.
+    """
+
+    def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, steps_taken, steps,
+                 implementation, n_threads, seconds, extras=None):
+        self.x, self.velocity, self.loss, self.trajectory = x, velocity, loss, trajectory
+        self.recorded_at, self.diverged, self.steps_taken = recorded_at, diverged, steps_taken
+        self.steps, self.implementation, self.n_threads, self.seconds = steps, implementation, n_threads, seconds
+        self.extras = dict(extras or {})
+
+    def __getattr__(self, name):
+        extras = self.__dict__.get("extras", {})
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"Result has no attribute {name!r}")
+
+    @property
+    def batched(self):
+        return np.ndim(self.diverged) == 1
+
+    def __repr__(self):
+        shape = "x".join(map(str, np.shape(self.x)))
+        problems = np.size(self.diverged)
+        recorded = [name for name in ("loss", "trajectory") if getattr(self, name) is not None]
+        records = f", {len(self.recorded_at)} records of {recorded}" if recorded else ""
+        return (f"Result(x: {shape} {np.asarray(self.x).dtype}, steps={self.steps}, diverged="
+                f"{int(np.count_nonzero(self.diverged))} of {problems}{records}, {self.implementation} "
+                f"on {self.n_threads} thread(s), {self.seconds:.3g} s)")
+
+    def unbatched(self):
+        """This result with the batch axis dropped (it must hold one configuration)."""
+        if not self.batched:
+            return self
+        if np.size(self.diverged) != 1:
+            raise ValueError(f"only a result of one configuration can drop its batch axis; this has {np.size(self.diverged)}")
+        return self._replace({name: None if getattr(self, name) is None else getattr(self, name)[0]
+                              for name in _ARRAYS}, self.extras)
+
+    def _replace(self, fields, extras):
+        return Result(**{**{name: getattr(self, name) for name in _ARRAYS}, **fields},
+                      recorded_at=self.recorded_at, steps=self.steps, implementation=self.implementation,
+                      n_threads=self.n_threads, seconds=self.seconds, extras=extras)
+
+    @classmethod
+    def concatenate(cls, results):
+        """One result from the results of consecutive pieces of a plan (:meth:`Plan.split`)."""
+        results = list(results)
+        if not results:
+            raise ValueError("concatenate needs at least one result")
+        if len(results) == 1:
+            return results[0]
+        first = results[0]
+        if not all(r.batched for r in results):
+            raise ValueError("concatenate joins batched results (pieces of Plan.split)")
+        if any(r.steps != first.steps or not np.array_equal(r.recorded_at, first.recorded_at) for r in results):
+            raise ValueError("the results come from different plans (steps or records differ)")
+        fields = {}
+        for name in _ARRAYS:
+            values = [getattr(r, name) for r in results]
+            if any(v is None for v in values) != all(v is None for v in values):
+                raise ValueError(f"some results have {name} and others do not")
+            fields[name] = None if values[0] is None else np.concatenate(values)
+        shared = {key: value for key, value in first.extras.items()
+                  if all(key in r.extras and np.array_equal(r.extras[key], value) for r in results)}
+        joined = first._replace(fields, shared)
+        joined.seconds = sum(r.seconds for r in results)
+        joined.n_threads = max(r.n_threads for r in results)
+        return joined
