@@ -179,3 +179,61 @@ def check_against_reference(problem, rule, x0, steps, options):
         for name in ("x", "velocity", "loss", "trajectory"):
             assert_close(pick(kernel, name, p), pick(reference, name, p), growing[p],
                          exact=pick(exact, name, p), scale=scale[p] if name == "loss" else None)
+
+
+#: The kinds of plan the plan and pickling tests build (example_plan), each with records.
+PLAN_EXAMPLES = ("diagonal", "diagonal-one-problem", "dense", "dense-shared", "least-squares")
+
+
+def example_plan(name):
+    """A small plan of each PLAN_EXAMPLES entry, the same at every call.
+
+    - "diagonal": a batch of 6 problems, per-problem lr and β, per-configuration x0 and v0;
+      configuration 2 diverges at the step-128 check (its later records are NaN);
+    - "diagonal-one-problem": one problem, 5 learning rates (mxnet convention, a schedule);
+    - "dense": 5 problems with their own Q, in float32 (goodfellow convention, v0 given);
+    - "dense-shared": one Q of n = 257 for 8 problems (torch's nesterov);
+    - "least-squares": 4 learning rates training on 60 examples (torch, dampening).
+    """
+    rng = np.random.default_rng(PLAN_EXAMPLES.index(name))
+    records = dict(record=("loss", "trajectory"), every=25)
+    if name == "diagonal":
+        problem = polyak.Quadratic.diagonal(rng.uniform(0.1, 4.0, (6, 5)), rng.normal(size=(6, 5)), rng.normal(size=6))
+        rule = polyak.Momentum([0.1, 0.2, 5.0, 0.3, 0.05, 0.4], rng.uniform(0.1, 0.9, 6))
+        return polyak.plan(problem, rule, rng.normal(size=(6, 5)), 300, v0=rng.normal(size=(6, 5)), **records)
+    if name == "diagonal-one-problem":
+        rule = polyak.Momentum([0.05, 0.1, 0.2, 0.3, 0.4], 0.8, convention="mxnet", schedule=np.linspace(1.0, 0.2, 60))
+        return polyak.plan(polyak.Quadratic.diagonal(rng.uniform(0.1, 4.0, 7)), rule, rng.normal(size=7), 60, **records)
+    if name in ("dense", "dense-shared"):
+        n, B = (6, 5) if name == "dense" else (257, 8)
+        M = rng.normal(size=(B, n, n) if name == "dense" else (n, n))
+        Q = M @ np.swapaxes(M, -1, -2) / n + np.eye(n)
+        if name == "dense":
+            problem = polyak.Quadratic.dense(Q.astype(np.float32), rng.normal(size=(B, n)).astype(np.float32))
+            rule = polyak.Momentum(rng.uniform(0.05, 0.3, B), 0.7, convention="goodfellow")
+            return polyak.plan(problem, rule, rng.normal(size=(B, n)), 60, v0=rng.normal(size=(B, n)),
+                               dtype=np.float32, **records)
+        rule = polyak.Momentum(rng.uniform(0.05, 0.3, B), 0.7, convention="torch", nesterov=True)
+        return polyak.plan(polyak.Quadratic.dense(Q, rng.normal(size=(B, n))), rule, rng.normal(size=n), 60, **records)
+    if name == "least-squares":
+        X = rng.normal(size=(60, 3))
+        problem = polyak.train.MinibatchLeastSquares.shuffled(X, X @ [1.0, -2.0, 0.5] + 0.3, batch_size=8, epochs=3,
+                                                              record_every=16)
+        rule = polyak.Momentum([0.01, 0.05, 0.1, 0.3], 0.9, convention="torch", dampening=0.1)
+        return polyak.train.plan_linear_regression(problem, rule)
+    raise ValueError(name)
+
+
+#: The per-configuration arrays of a Result, compared bit for bit (NaN equal to NaN).
+RESULT_ARRAYS = ("x", "velocity", "loss", "trajectory", "steps_taken", "diverged")
+
+
+def assert_same_result(actual, expected):
+    """Two results with bit-identical arrays (same dtypes; None where the other is None)."""
+    for name in (*RESULT_ARRAYS, "recorded_at"):
+        mine, theirs = getattr(actual, name), getattr(expected, name)
+        assert (mine is None) == (theirs is None), name
+        if theirs is not None:
+            np.testing.assert_array_equal(mine, theirs, err_msg=name, strict=True)
+            assert mine.tobytes() == theirs.tobytes(), f"{name}: equal values in other bits (signed zeros, NaNs)"
+    assert actual.steps == expected.steps

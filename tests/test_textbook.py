@@ -1,4 +1,10 @@
-"""The textbook's numbers (Dive into Deep Learning, "Momentum"), reproduced by the kernel."""
+"""The textbook's numbers (Dive into Deep Learning, "Momentum"), reproduced by the kernel; the CLI.
+
+The command line is argparse subcommands: ``polyak`` (the textbook's table), ``polyak
+textbook --steps N`` and ``polyak config``; bad arguments exit with status 2 and a message.
+"""
+
+import re
 
 import numpy as np
 import pytest
@@ -52,3 +58,34 @@ def test_main_prints_the_table(capsys):
 def test_main_config(capsys):
     assert main(["config"]) == 0
     assert "openmp" in capsys.readouterr().out
+
+
+def test_main_textbook_steps(capsys):
+    assert main(["textbook", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "5 steps" in out and "epoch 20" not in out
+    assert len([line for line in out.splitlines() if "epoch 5," in line]) == 5
+    # gradient descent multiplies xᵢ by 1 − lr·λᵢ per step, λ = (0.2, 4)
+    assert f"epoch 5, x1: {-5 * 0.92 ** 5:f}, x2: {-2 * (-0.6) ** 5:f}" in out  # lr 0.4
+    assert f"epoch 5, x1: {-5 * 0.88 ** 5:f}, x2: {-2 * (-1.4) ** 5:f}" in out  # lr 0.6
+
+
+def test_main_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: polyak" in out and re.search(r"^\s+textbook\s", out, re.M) and re.search(r"^\s+config\s", out, re.M)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["textbook", "--steps", "-1"], "argument --steps: must be >= 0; got -1"),
+    (["textbook", "--steps", "many"], "argument --steps"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_main_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
