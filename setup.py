@@ -128,6 +128,18 @@ def openmp_flags():
     return [], []
 
 
+#: GCC's inlining limits, raised: the kernels reach their specialized loops through chains of
+#: small inline functions whose flags are constants at each call site (see _diagonal.pyx);
+#: GCC's default limits leave some of them out of line, with the flags tested at run time.
+INLINING = ["--param", "max-inline-insns-single=10000", "--param", "large-function-growth=10000",
+            "--param", "inline-unit-growth=1000", "--param", "large-stack-frame-growth=10000"]
+
+
+def inlining_flags():
+    """INLINING where the compiler takes it (GCC), else nothing."""
+    return INLINING if _compiles("int main(void){return 0;}", INLINING) else []
+
+
 def cpu_levels():
     """{level: (module suffix, flags)} for the levels this build makes, baseline first."""
     if not _compiles(X86_GNU_PROBE, []):
@@ -170,7 +182,7 @@ def level_source(stem, level, suffix):
 
 def extensions():
     omp_compile, omp_link = openmp_flags()
-    optimize = ["/O2"] if sys.platform == "win32" else ["-O3"]
+    optimize = ["/O2"] if sys.platform == "win32" else ["-O3"] + inlining_flags()
     levels = cpu_levels()
     generated = tuple(suffix for suffix, _, _ in [*X86_LEVELS.values(), NATIVE_LEVEL] if suffix)
     stems = sorted(path.stem for path in KERNELS.glob("*.pyx") if not path.stem.endswith(generated))

@@ -39,6 +39,9 @@ def main(path):
                 rate = ""
             if "time_vs_torch_fused_interleaved" in info:
                 rate += f"; {info['time_vs_torch_fused_interleaved']:.2f}× torch's time, interleaved"
+            if "fraction_of_ceiling" in info:
+                rate += (f"; {info['fraction_of_ceiling']:.3f} of the ceiling "
+                         f"({info['ceiling_coordinate_steps'] / 1e9:.1f} G/s), interleaved")
             if "fraction_of_blas_rate" in info:
                 rate += f"; {info['fraction_of_blas_rate']:.2f} of the BLAS rate, interleaved"
             name = bench["param"] if bench.get("param") else bench["name"]

@@ -8,16 +8,24 @@ for exactly this case), and the compiled kernel on one thread and on all (also r
 loss every 10 steps, and in float32). Every
 implementation's answer is checked against the reference before it is timed.
 
+`test_fraction_of_ceiling` runs the kernel of every instruction-set level this machine
+supports, on one thread and on all, each timing paired with the multiply-add probe compiled
+for the same level (``polyak._kernels._probe``), and records the median over the pairs of
+(kernel rate × 3 multiply-adds per coordinate-step) / (probe rate): the fraction of the
+machine's ceiling at that level's vector width, which the machine's drift cannot bias.
+
     pytest benchmarks --benchmark-only --benchmark-json=bench.json
     python benchmarks/report.py bench.json
 """
 
 import functools
+import time
 
 import numpy as np
 import pytest
 
 import polyak
+from polyak._config import kernels, supported_levels, use_level
 
 B, N, STEPS = 4096, 256, 1000
 MU, L = 0.01, 1.0
@@ -110,3 +118,33 @@ def test_momentum_forms(benchmark, form):
     benchmark.group = f"momentum forms, kernel on all threads, B={B} n={N} T={STEPS} float64, c=0"
     benchmark.extra_info["coordinate_steps"] = COORDINATE_STEPS
     benchmark.pedantic(lambda: polyak.run(problem, rule, x0, STEPS), rounds=10, iterations=1, warmup_rounds=1)
+
+
+THREADS = sorted({1, polyak.show_config(print_out=False)["max_threads"]})
+LEVEL_CASES = [(level, threads) for level in supported_levels() for threads in THREADS]
+
+
+def fraction_of_ceiling(run, threads, pairs=15):
+    """Median over alternating timings of 3·(coordinate-steps/s of `run`) / (probe multiply-adds/s)."""
+    probe = kernels("_probe")
+    ratios = []
+    for _ in range(pairs):
+        peak = probe.multiply_add_rate(threads, 1_000_000)
+        start = time.perf_counter()
+        run()
+        ratios.append(3 * COORDINATE_STEPS / (time.perf_counter() - start) / peak)
+    return float(np.median(ratios)), float(probe.multiply_add_rate(threads) / 3)
+
+
+@pytest.mark.parametrize("level, threads", LEVEL_CASES, ids=[f"{level}-{t}-thread" for level, t in LEVEL_CASES])
+def test_fraction_of_ceiling(benchmark, level, threads):
+    """The kernel at each instruction-set level against that level's multiply-add ceiling."""
+    problem, x0, expected = workload(False)
+    job = polyak.plan(problem, polyak.Momentum(LR, BETA), x0, STEPS)
+    with use_level(level):
+        np.testing.assert_allclose(polyak.execute(job, n_threads=threads).x, expected, rtol=1e-11, atol=1e-12)
+        fraction, ceiling = fraction_of_ceiling(lambda: polyak.execute(job, n_threads=threads), threads)
+        benchmark.extra_info.update(fraction_of_ceiling=fraction, ceiling_coordinate_steps=ceiling,
+                                    coordinate_steps=COORDINATE_STEPS, block=kernels("_diagonal").block_width())
+        benchmark.group = f"heavy ball against the multiply-add ceiling, B={B} n={N} T={STEPS} float64, c=0"
+        benchmark.pedantic(lambda: polyak.execute(job, n_threads=threads), rounds=7, iterations=1, warmup_rounds=1)

@@ -41,10 +41,6 @@ ROUND_TRIPS = {
 #: The public attributes that make up a problem's contents.
 QUADRATIC_FIELDS = ("kind", "lam", "Q", "c", "b", "batched", "batch_size", "dim", "dtype", "shared")
 LEAST_SQUARES_FIELDS = ("kind", "X", "y", "order", "batch_size", "record_every", "epochs", "dim")
-WRITEABLE_AFTER_TRIP = pytest.mark.xfail(
-    strict=True, reason="MinibatchLeastSquares: train.py's _restore sets the arrays as given, so they come back "
-                        "writeable from pickle protocols < 5 and deepcopy (Quadratic's _restore calls read_only)")
-DELETABLE = pytest.mark.xfail(strict=True, reason="MinibatchLeastSquares has __setattr__ but no __delattr__")
 
 
 def quadratic(name):
@@ -97,10 +93,9 @@ def solve(problem):
     return polyak.run(problem, rule, np.ones(problem.dim, problem.dtype), 25, record=("loss", "trajectory"), every=5)
 
 
-def cases(names, bug_in=()):
-    """(name, trip) parameters; the pairs in `bug_in` are expected to fail (WRITEABLE_AFTER_TRIP)."""
-    return [pytest.param(name, trip, marks=WRITEABLE_AFTER_TRIP if (name, trip) in bug_in else (), id=f"{name}-{trip}")
-            for name in names for trip in ROUND_TRIPS]
+def cases(names):
+    """(name, trip) parameters: every object name with every round trip."""
+    return [pytest.param(name, trip, id=f"{name}-{trip}") for name in names for trip in ROUND_TRIPS]
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -135,8 +130,7 @@ def test_problem_round_trip(name, trip):
     assert_same_result(solve(twin), solve(problem))
 
 
-@pytest.mark.parametrize("name, trip", cases(PROBLEMS, bug_in={("least-squares", "pickle-2"),
-                                                                ("least-squares", "deepcopy")}))
+@pytest.mark.parametrize("name, trip", cases(PROBLEMS))
 def test_problem_round_trip_keeps_arrays_read_only(name, trip):
     problem = quadratic(name)
     twin = ROUND_TRIPS[trip](problem)
@@ -144,8 +138,7 @@ def test_problem_round_trip_keeps_arrays_read_only(name, trip):
     assert writeable(twin, fields_of(problem)) == writeable(problem, fields_of(problem))
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=DELETABLE if name == "least-squares" else ())
-                                  for name in PROBLEMS])
+@pytest.mark.parametrize("name", PROBLEMS)
 def test_problem_attributes_cannot_be_deleted(name):
     problem = quadratic(name)
     field = fields_of(problem)[1]  # lam, Q or X

@@ -11,26 +11,26 @@ Tested here:
   here; ``split(0)`` and ``split(len + 1)`` are errors;
 - the coefficient table: ``canonical_coefficients`` is affine in η for every update form, a
   plan's table holds a(0), a(lr) − a(0), … in the order of ``polyak.plans.COLUMNS``, and that
-  order is the kernels' (the enum of ``_kernels/_common.pxd``) and the reference's;
+  order is the kernels' (as compiled, at every level) and the reference's;
 - the errors of ``polyak.execute``.
 """
 
 import multiprocessing
-import re
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import PLAN_EXAMPLES, UPDATE_VARIANTS, assert_same_result, example_plan, make_rule
 
 import polyak
+from polyak._config import kernels, supported_levels, use_level
 from polyak.plans import COLUMNS
 from polyak.rules import canonical_coefficients
 
-DENSE_SHARED_SPLIT_BUG = pytest.mark.xfail(
-    strict=True, reason="dense-shared pieces differ from the whole in the last bits: OpenBLAS's dgemm rounds a row "
-                        "of X·Q differently for another number of rows (every OPENBLAS_CORETYPE tried, n = 257)")
+#: Plans whose pieces agree with the whole within rounding only: the BLAS product X·Q of a
+#: shared Q can round a row differently when it multiplies another number of rows (seen with
+#: every OpenBLAS core type, n = 257); polyak's own loops do not depend on the count.
+ROUNDING_ONLY = {"dense-shared"}
 
 
 def split_and_join(plan, pieces):
@@ -65,8 +65,7 @@ def test_plan_is_immutable(name):
             array[...] = 0
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=DENSE_SHARED_SPLIT_BUG if name == "dense-shared" else ())
-                                  for name in PLAN_EXAMPLES])
+@pytest.mark.parametrize("name", sorted(set(PLAN_EXAMPLES) - ROUNDING_ONLY))
 def test_pieces_join_to_the_whole_bit_for_bit(name):
     plan = example_plan(name)
     whole = polyak.execute(plan)
@@ -193,14 +192,12 @@ def test_plan_table_values(rule, row):
     np.testing.assert_allclose(plan.coefficients, [row], rtol=1e-15, atol=0)
 
 
-def test_kernel_enum_lists_the_columns_in_order():
-    source = (Path(polyak.__file__).parent / "_kernels" / "_common.pxd").read_text()
-    blocks = re.findall(r"^cdef enum:\n((?:[ \t]+.*\n)+)", source, re.M)
-    block = next(block for block in blocks if re.search(r"\bBETA = 0\b", block))
-    entries = re.findall(r"^\s+([A-Z_]+) = (\d+)", block, re.M)
-    assert entries[-1] == ("COLUMNS", str(len(COLUMNS)))
-    assert [name.lower() for name, _ in entries[:-1]] == list(COLUMNS)
-    assert [int(value) for _, value in entries[:-1]] == list(range(len(COLUMNS)))
+@pytest.mark.parametrize("level", supported_levels())
+def test_kernels_read_the_columns_where_the_plan_puts_them(level):
+    with use_level(level):
+        compiled = kernels("_probe").coefficient_columns()
+    assert compiled.pop("columns") == len(COLUMNS)
+    assert compiled == {name: j for j, name in enumerate(COLUMNS)}
 
 
 def test_reference_reads_the_columns_by_name():

@@ -79,8 +79,8 @@ def test_main_help_lists_the_commands(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["textbook", "--steps", "-1"], "argument --steps: must be >= 0; got -1"),
-    (["textbook", "--steps", "many"], "argument --steps"),
+    (["textbook", "--steps", "-1"], "argument --steps: must be an integer >= 0; got -1"),
+    (["textbook", "--steps", "many"], "argument --steps: must be an integer >= 0; got 'many'"),
     (["fly"], "invalid choice: 'fly'"),
 ])
 def test_main_rejects_bad_arguments(argv, message, capsys):

@@ -62,9 +62,12 @@ def _config(args):
 
 
 def _non_negative(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
     return value
 
 

@@ -125,7 +125,8 @@ class Plan:
 
     def __repr__(self):
         recorded = f", record={list(self.record)} every {self.every}" if self.record else ""
-        return (f"Plan({self.kind}, {len(self)} configurations of dimension {self.dim}, "
+        configurations = "1 configuration" if len(self) == 1 else f"{len(self)} configurations"
+        return (f"Plan({self.kind}, {configurations} of dimension {self.dim}, "
                 f"steps={self.steps}{recorded}, dtype={self.dtype})")
 
     def _fields(self):
@@ -142,9 +143,8 @@ class Plan:
             raise ValueError(f"select needs at least one configuration; got {start}..{stop - 1} of {len(self)}")
         fields = self._fields()
         for name in _PER_CONFIGURATION:
-            array = fields[name]
-            if name == "problem_index" or array.shape[0] > 1 or name == "coefficients":
-                fields[name] = array[start:stop]
+            if fields[name].shape[0] == len(self):  # one row per configuration (else shared, or none)
+                fields[name] = fields[name][start:stop]
         index = fields["problem_index"]
         first, last = int(index.min()), int(index.max())
         fields["problem"] = self.problem.rows(first, last + 1)
@@ -156,7 +156,9 @@ class Plan:
         """This plan cut into `pieces` plans of consecutive configurations, sizes within one.
 
         Executed anywhere and joined with :meth:`polyak.Result.concatenate`, the pieces give
-        the result of the whole plan, bit for bit.
+        the result of the whole plan, bit for bit; a dense Q shared by the configurations
+        ("dense-shared") is the exception, within rounding: its BLAS product X·Q may round a
+        row differently when it multiplies another number of rows.
         """
         pieces = as_int(pieces, "pieces", minimum=1, maximum=len(self))
         bounds = np.linspace(0, len(self), pieces + 1).round().astype(int)

@@ -12,6 +12,8 @@ against the other. ``polyak.execute(plan, "reference")`` runs a plan through the
 
 import numpy as np
 
+from polyak.plans import COLUMNS
+
 __all__ = ["CHECK_EVERY", "momentum", "quadratic_gradient", "minibatch_gradient", "sgd_step", "step_coefficients"]
 
 #: Divergence is checked after every step that is a multiple of this, and after the last.
@@ -25,9 +27,11 @@ def step_coefficients(table, multiplier, first_step):
     k_scaled·s, e = e_fixed + e_scaled·s, with s the step's learning-rate multiplier
     (see polyak.plans.COLUMNS); each as a column (B, 1).
     """
-    beta, a_fixed, a_scaled, a_first, k_fixed, k_scaled, e_fixed, e_scaled = (table[:, j, None] for j in range(8))
-    a = (a_first if first_step else a_fixed) + a_scaled * multiplier
-    return beta, a, k_fixed + k_scaled * multiplier, e_fixed + e_scaled * multiplier
+    column = {name: table[:, j, None] for j, name in enumerate(COLUMNS)}
+    a = column["a_first" if first_step else "a_fixed"] + column["a_scaled"] * multiplier
+    k = column["k_fixed"] + column["k_scaled"] * multiplier
+    e = column["e_fixed"] + column["e_scaled"] * multiplier
+    return column["beta"], a, k, e
 
 
 @np.errstate(over="ignore", invalid="ignore")  # divergence is a result, not an error
@@ -69,7 +73,7 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
                 states[:, r] = x
 
     scratch = np.empty_like(x)
-    with_e = np.any(table[:, 6:8] != 0)  # e_fixed, e_scaled: some configuration has an e·g term
+    with_e = np.any(table[:, [COLUMNS.index("e_fixed"), COLUMNS.index("e_scaled")]] != 0)  # some e·g term
     record(0)
     for t in range(steps):
         beta, a, k, e = (v.astype(x.dtype) for v in step_coefficients(table, schedule[t % len(schedule)], t == 0))

@@ -23,9 +23,10 @@ MAX_FEATURES = 64
 
 
 def _restore(fields):
+    # construction, unpickling and copying: the arrays are (again) read-only
     problem = object.__new__(MinibatchLeastSquares)
     for name, value in fields.items():
-        object.__setattr__(problem, name, value)
+        object.__setattr__(problem, name, read_only(value) if isinstance(value, np.ndarray) else value)
     return problem
 
 
@@ -46,6 +47,9 @@ class MinibatchLeastSquares:
     batched = False
 
     def __setattr__(self, name, value):
+        raise AttributeError("MinibatchLeastSquares is immutable; make a new one")
+
+    def __delattr__(self, name):
         raise AttributeError("MinibatchLeastSquares is immutable; make a new one")
 
     def __reduce__(self):
@@ -71,8 +75,8 @@ class MinibatchLeastSquares:
         rng = np.random.default_rng(seed)
         rng.normal(size=X.shape[1])  # the initial weights come first (initial_weights)
         order = np.array([rng.permutation(N) for _ in range(epochs)], dtype=np.int64).reshape(epochs, N)
-        return _restore(dict(X=read_only(np.ascontiguousarray(X)), y=read_only(y), order=read_only(order),
-                             batch_size=batch_size, record_every=record_every))
+        return _restore(dict(X=np.ascontiguousarray(X), y=y, order=order, batch_size=batch_size,
+                             record_every=record_every))
 
     @staticmethod
     def initial_weights(d, seed=0):

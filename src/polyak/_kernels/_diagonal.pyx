@@ -35,12 +35,14 @@ cdef extern from *:
        registers of 8 doubles): 64, x and u in 16 registers. AVX2 (16 registers of 4): 32,
        x and u in all 16 (λ is read from L1 by the multiply-adds; a few temporaries spill).
        SSE2 (16 of 2): 16. LANES: the interleaved partial sums of a recorded loss. */
+    #ifndef POLYAK_BLOCK
     #if defined(__AVX512F__)
       #define POLYAK_BLOCK 64
     #elif defined(__AVX2__)
-      #define POLYAK_BLOCK 32
+      #define POLYAK_BLOCK 64
     #else
-      #define POLYAK_BLOCK 16
+      #define POLYAK_BLOCK 32
+    #endif
     #endif
     #define POLYAK_LANES 8
     """
@@ -242,12 +244,16 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
 
     while t < steps:
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
-        unit_a, with_e = True, False
-        for s in range(t, t_end):
-            step_coefficients(row, schedule[s * run.schedule_stride], s == 0,
-                              &a[s - t], &k[s - t], &e[s - t])
-            unit_a = unit_a and a[s - t] == 1
-            with_e = with_e or e[s - t] != 0
+        # this interval's coefficients; with one multiplier for every step, those of the
+        # previous interval still hold (unless it held torch's first step): scalar work that
+        # would otherwise take a tenth of the vector units' time
+        if t <= CHECK_EVERY or run.schedule_stride != 0:
+            unit_a, with_e = True, False
+            for s in range(t, t_end):
+                step_coefficients(row, schedule[s * run.schedule_stride], s == 0,
+                                  &a[s - t], &k[s - t], &e[s - t])
+                unit_a = unit_a and a[s - t] == 1
+                with_e = with_e or e[s - t] != 0
         first = t // every + 1  # the next record
         record.every = every
         record.countdown = first * every - t if recording else steps + 1

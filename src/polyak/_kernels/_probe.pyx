@@ -13,6 +13,8 @@ import time
 from cython.parallel cimport prange
 
 from polyak._kernels cimport _openmp
+from polyak._kernels._common cimport (A_FIRST, A_FIXED, A_SCALED, BETA, COLUMNS, E_FIXED,
+                                      E_SCALED, K_FIXED, K_SCALED)
 
 cdef extern from *:
     """
@@ -100,3 +102,10 @@ def multiply_add_rate(int n_threads, long iterations=2_000_000):
     if sink != sink:  # NaN never happens; the test keeps the sum alive
         raise RuntimeError("the probe's arithmetic went wrong")
     return <double>iterations * POLYAK_PROBE_CHAINS * POLYAK_LANES * threads / seconds
+
+
+def coefficient_columns():
+    """The column of each coefficient in the kernels' table, as compiled (see _common.pxd)."""
+    return {"beta": BETA, "a_fixed": A_FIXED, "a_scaled": A_SCALED, "a_first": A_FIRST,
+            "k_fixed": K_FIXED, "k_scaled": K_SCALED, "e_fixed": E_FIXED, "e_scaled": E_SCALED,
+            "columns": COLUMNS}
