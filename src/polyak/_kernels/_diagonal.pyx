@@ -13,16 +13,19 @@ Loop order: configurations in parallel (one thread owns a configuration, so sums
 run in a fixed order whatever the thread count); within a configuration, a block of BLOCK
 coordinates is held in registers until the next divergence check (at most CHECK_EVERY
 steps), then the next block; the last, partial block is padded with zeros. BLOCK is sized
-per instruction-set level (x and u fill about half the vector registers, the rest holds the
-step's constants and temporaries). Recorded losses and iterates are written from the
-registers, each block adding its share of f(x) to the loss in block order. The arithmetic is
-regrouped where that shortens the chain of dependent multiply-adds (see ``_advance``): the
-kernel agrees with its twin to rounding, not bit for bit.
+per instruction-set level. Recorded losses and iterates are written from the registers, each
+block adding its share of f(x) to the loss in block order.
+
+The arithmetic is regrouped where that saves work or shortens the chain of dependent
+multiply-adds, so the kernel agrees with its twin to rounding, not bit for bit. Where a check
+interval has no e term and constant a and k (a constant learning rate: the common case), it
+runs in the scaled velocity U = k·u (``_advance_scaled``): U = βU + (kaλ)x + kac, x −= U, two
+multiply-adds and an add per coordinate-step instead of three multiply-adds.
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport NAN
+from libc.math cimport NAN, fabs
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
@@ -31,17 +34,19 @@ from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, settings, sta
 
 cdef extern from *:
     """
-    /* Coordinates of one configuration kept in registers across steps. AVX-512 (32 vector
-       registers of 8 doubles): 64, x and u in 16 registers. AVX2 (16 registers of 4): 32,
-       x and u in all 16 (λ is read from L1 by the multiply-adds; a few temporaries spill).
-       SSE2 (16 of 2): 16. LANES: the interleaved partial sums of a recorded loss. */
+    /* Coordinates of one configuration kept in registers across steps, per level: chosen by
+       measurement (benchmarks/test_bench_diagonal.py, AMD Zen 4): 64 for AVX-512 (32 vector
+       registers of 8 doubles: x and u in 16) and for AVX2 (16 registers of 4: part of the
+       state lives in L1, where the loads and stores run beside the multiply-adds), 24 for
+       SSE2 (16 registers of 2: x, u and the constants in registers). POLYAK_BLOCK may be set
+       at build time to try others; it must be a multiple of POLYAK_LANES. */
     #ifndef POLYAK_BLOCK
     #if defined(__AVX512F__)
       #define POLYAK_BLOCK 64
     #elif defined(__AVX2__)
       #define POLYAK_BLOCK 64
     #else
-      #define POLYAK_BLOCK 32
+      #define POLYAK_BLOCK 24
     #endif
     #endif
     #define POLYAK_LANES 8
@@ -50,25 +55,52 @@ cdef extern from *:
     enum: LANES "POLYAK_LANES"
 
 
+cdef enum Form:
+    # how the steps of one check interval are taken, from its coefficients
+    SCALED         # e = 0, a_t = a and k_t = k constant (k not tiny or huge): _advance_scaled
+    PLAIN_UNIT     # e = 0, a_t = 1
+    PLAIN          # e = 0
+    NESTEROV_UNIT  # e != 0 (nesterov), a_t = 1
+    NESTEROV       # e != 0
+
+
 cdef struct Recorder:
-    # where _advance records, counted in steps from the start of its call
+    # where the _advance functions record, counted in steps from the start of their call
     Py_ssize_t countdown  # steps until the next record (more than the call's steps: none)
     Py_ssize_t every      # steps between records
     Py_ssize_t m          # coordinates of the block that are real (the rest is padding)
+    Py_ssize_t n          # coordinates of the configuration: the trajectory's row length
+
+
+cdef inline void _step_done(const floating* xs, const floating* lam, const floating* c,
+                            floating** loss, floating** trajectory, Py_ssize_t* countdown,
+                            const Recorder* record) noexcept nogil:
+    # after each step: when a record is due, take it from the registers: loss[0] += this
+    # block's share of f(x), the trajectory's row = x; both pointers move on to the next one
+    cdef Py_ssize_t j
+    countdown[0] -= 1
+    if countdown[0] != 0:
+        return
+    countdown[0] = record.every
+    if loss[0] != NULL:
+        loss[0][0] += _partial_value(xs, lam, c)
+        loss[0] += 1
+    if trajectory[0] != NULL:
+        for j in range(record.m):
+            trajectory[0][j] = xs[j]
+        trajectory[0] += record.n
 
 
 cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
                           floating beta, const floating* a, const floating* k,
                           const floating* e, Py_ssize_t steps, bint unit_a, bint with_e,
-                          floating* loss, floating* trajectory, Py_ssize_t n,
-                          Recorder record) noexcept nogil:
+                          floating* loss, floating* trajectory, Recorder record) noexcept nogil:
     # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
     # on BLOCK coordinates (c == NULL: no linear term). The state is copied into local arrays
     # that the compiler keeps in registers for all the steps; unit_a (a == 1) and with_e
     # (e != 0: nesterov) are constants at each call site, so each inlined copy is a
     # specialized loop of three multiply-adds per coordinate. Recording, from registers too:
-    # after step record.countdown and every record.every steps after it, loss[r] += this
-    # block's share of f(x) and trajectory[r*n : + record.m] = x, for r = 0, 1, ...
+    # after step record.countdown and every record.every steps after it (_step_done).
     cdef floating xs[BLOCK]
     cdef floating us[BLOCK]
     cdef floating g, v, k_old, e_new
@@ -98,66 +130,86 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
             else:
                 xs[j] = xs[j] - k[s] * v
             us[j] = v
-        countdown -= 1
-        if countdown == 0:
-            countdown = record.every
-            if loss != NULL:
-                loss[0] += _partial_value(xs, lam, c)
-                loss += 1
-            if trajectory != NULL:
-                for j in range(record.m):
-                    trajectory[j] = xs[j]
-                trajectory += n
+        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record)
     for j in range(BLOCK):
         x[j] = xs[j]
         u[j] = us[j]
 
 
-cdef inline void _advance_flags(floating* x, floating* u, const floating* lam,
-                                const floating* c, floating beta, const floating* a,
-                                const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint with_e, floating* loss,
-                                floating* trajectory, Py_ssize_t n,
-                                Recorder record) noexcept nogil:
-    # _advance with unit_a and with_e made compile-time constants
-    if with_e:
-        if unit_a:
-            _advance(x, u, lam, c, beta, a, k, e, steps, True, True, loss, trajectory, n, record)
-        else:
-            _advance(x, u, lam, c, beta, a, k, e, steps, False, True, loss, trajectory, n, record)
-    elif unit_a:
-        _advance(x, u, lam, c, beta, a, k, e, steps, True, False, loss, trajectory, n, record)
+cdef inline void _advance_scaled(floating* x, floating* u, const floating* lam,
+                                 const floating* c, floating beta, floating a, floating k,
+                                 Py_ssize_t steps, floating* loss, floating* trajectory,
+                                 Recorder record) noexcept nogil:
+    # The steps of _advance when e = 0 and a_t = a, k_t = k are constant, taken in the scaled
+    # velocity U = k·u:
+    #     U = beta*U + (k*a*lam)*x + k*a*c;   x -= U
+    # two multiply-adds and an add per coordinate instead of three multiply-adds (CPUs whose
+    # adders are not their multiply-add units take the add on the side), and k leaves the
+    # loop, which frees a register. u = U / k on the way out: the same iterates to rounding.
+    cdef floating xs[BLOCK]
+    cdef floating us[BLOCK]
+    cdef floating p[BLOCK]
+    cdef floating q[BLOCK]
+    cdef floating v, ka = k * a
+    cdef Py_ssize_t j, s
+    cdef Py_ssize_t countdown = record.countdown
+    for j in range(BLOCK):
+        xs[j] = x[j]
+        us[j] = k * u[j]
+        p[j] = ka * lam[j]
+        q[j] = ka * c[j] if c != NULL else 0
+    for s in range(steps):
+        for j in range(BLOCK):
+            # beta*U (+ k*a*c) is computed off the critical path x -> U -> x
+            v = p[j] * xs[j] + (beta * us[j] + q[j] if c != NULL else beta * us[j])
+            xs[j] = xs[j] - v
+            us[j] = v
+        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record)
+    for j in range(BLOCK):
+        x[j] = xs[j]
+        u[j] = us[j] / k
+
+
+cdef inline void _advance_form(floating* x, floating* u, const floating* lam,
+                               const floating* c, floating beta, const floating* a,
+                               const floating* k, const floating* e, Py_ssize_t steps,
+                               Form form, floating* loss, floating* trajectory,
+                               Recorder record) noexcept nogil:
+    # the _advance function of `form`, its flags compile-time constants at each call
+    if form == SCALED:
+        _advance_scaled(x, u, lam, c, beta, a[0], k[0], steps, loss, trajectory, record)
+    elif form == PLAIN_UNIT:
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, False, loss, trajectory, record)
+    elif form == PLAIN:
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, False, loss, trajectory, record)
+    elif form == NESTEROV_UNIT:
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, True, loss, trajectory, record)
     else:
-        _advance(x, u, lam, c, beta, a, k, e, steps, False, False, loss, trajectory, n, record)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, True, loss, trajectory, record)
 
 
 cdef inline void _advance_cases(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint with_e, floating* loss,
-                                floating* trajectory, Py_ssize_t n,
+                                Form form, floating* loss, floating* trajectory,
                                 Recorder record) noexcept nogil:
-    # _advance_flags with "no recording" (the record code compiled out) and, then, "no linear
+    # _advance_form with "no recording" (the record code compiled out) and, then, "no linear
     # term" (c == NULL: registers freed) made compile-time constants too; recording runs keep
     # c (zeros where there is no linear term), to keep the number of copies down
     if loss != NULL or trajectory != NULL:
-        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, loss, trajectory, n,
-                       record)
+        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record)
     elif c == NULL:
-        _advance_flags(x, u, lam, NULL, beta, a, k, e, steps, unit_a, with_e, NULL, NULL, n,
-                       record)
+        _advance_form(x, u, lam, NULL, beta, a, k, e, steps, form, NULL, NULL, record)
     else:
-        _advance_flags(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, NULL, NULL, n,
-                       record)
+        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, NULL, NULL, record)
 
 
 cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
-                                bint unit_a, bint with_e, floating* loss,
-                                floating* trajectory, Py_ssize_t n,
+                                Form form, floating* loss, floating* trajectory,
                                 Recorder record) noexcept nogil:
-    # _advance on record.m <= BLOCK coordinates. A partial block is padded with zeros
+    # _advance_cases on record.m <= BLOCK coordinates. A partial block is padded with zeros
     # (x = u = lam = c = 0 stays 0 and adds 0 to f) to run the same register-resident loop.
     cdef floating xt[BLOCK]
     cdef floating ut[BLOCK]
@@ -165,19 +217,35 @@ cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
     cdef floating ct[BLOCK]
     cdef Py_ssize_t j, m = record.m
     if m == BLOCK:
-        _advance_cases(x, u, lam, c, beta, a, k, e, steps, unit_a, with_e, loss, trajectory, n,
-                       record)
+        _advance_cases(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record)
         return
     for j in range(BLOCK):
         xt[j] = x[j] if j < m else 0
         ut[j] = u[j] if j < m else 0
         lt[j] = lam[j] if j < m else 0
         ct[j] = (c[j] if c != NULL else 0) if j < m else 0
-    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, unit_a, with_e,
-                   loss, trajectory, n, record)
+    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, form, loss,
+                   trajectory, record)
     for j in range(m):
         x[j] = xt[j]
         u[j] = ut[j]
+
+
+cdef inline Form _form(const floating* a, const floating* k, const floating* e,
+                       Py_ssize_t steps) noexcept nogil:
+    # the Form of an interval whose steps have the coefficients a, k, e. The scaled form
+    # needs 1e-6 <= |k| <= 1e6: k·u then neither underflows nor overflows where u does not
+    cdef Py_ssize_t s
+    cdef bint unit_a = True, with_e = False, uniform = True
+    for s in range(steps):
+        unit_a = unit_a and a[s] == 1
+        with_e = with_e or e[s] != 0
+        uniform = uniform and a[s] == a[0] and k[s] == k[0]
+    if with_e:
+        return NESTEROV_UNIT if unit_a else NESTEROV
+    if uniform and 1e-6 <= fabs(k[0]) <= 1e6:
+        return SCALED
+    return PLAIN_UNIT if unit_a else PLAIN
 
 
 cdef inline floating _partial_value(const floating* x, const floating* lam,
@@ -223,7 +291,7 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     # stopped. `row`: its coefficients; loss and trajectory: its records, or NULL.
     cdef Py_ssize_t n = run.n, every = run.every, steps = run.steps
     cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, first
-    cdef bint unit_a, with_e
+    cdef Form form
     cdef bint recording = loss != NULL or trajectory != NULL
     cdef const floating* linear = c if recording or not within(c, n, 0) else NULL
     cdef floating beta = row[BETA]
@@ -248,23 +316,20 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
         # previous interval still hold (unless it held torch's first step): scalar work that
         # would otherwise take a tenth of the vector units' time
         if t <= CHECK_EVERY or run.schedule_stride != 0:
-            unit_a, with_e = True, False
             for s in range(t, t_end):
                 step_coefficients(row, schedule[s * run.schedule_stride], s == 0,
                                   &a[s - t], &k[s - t], &e[s - t])
-                unit_a = unit_a and a[s - t] == 1
-                with_e = with_e or e[s - t] != 0
+            form = _form(a, k, e, t_end - t)
         first = t // every + 1  # the next record
-        record.every = every
+        record.every, record.n = every, n
         record.countdown = first * every - t if recording else steps + 1
         for q in range((n + BLOCK - 1) // BLOCK):
             lo = q * BLOCK
             record.m = min(BLOCK, n - lo)
             _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
-                           beta, a, k, e, t_end - t, unit_a, with_e,
+                           beta, a, k, e, t_end - t, form,
                            loss + first if loss != NULL else NULL,
-                           trajectory + first * n + lo if trajectory != NULL else NULL,
-                           n, record)
+                           trajectory + first * n + lo if trajectory != NULL else NULL, record)
         t = t_end
         if not within(x, n, <floating>run.bound):
             diverged[0] = True
