@@ -28,6 +28,7 @@ The optimizer holds its parameter arrays, never their addresses: a copy (``copy.
 or an unpickled optimizer updates its own arrays.
 """
 
+import functools
 import numbers
 from typing import NamedTuple
 
@@ -107,7 +108,9 @@ class SGD:
             raise ValueError("two parameters share memory (the same array twice, or overlapping views); "
                              "each element must belong to one parameter")
         object.__setattr__(self, "params", params)
+        object.__setattr__(self, "_orders", [_order(param) for param in params])
         object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
+        object.__setattr__(self, "_spans", _SortedSpans([i for i, p in enumerate(params) if p.size]))
         object.__setattr__(self, "_groups", _dtype_groups(self._flat_params))
         object.__setattr__(self, "_buffers", [None] * len(params))
         object.__setattr__(self, "steps", 0)
@@ -143,13 +146,9 @@ class SGD:
         """
         flat = self._flat_gradients(grads)
         s = self._settings
-        lr, mu = s["lr"], s["momentum"]
-        keras = self.convention == NEGATED_VELOCITY  # Keras' weight decay is decoupled
-        constants = dict(sign=-1.0 if s["maximize"] else 1.0, decay=0.0 if keras else s["weight_decay"],
-                         decoupled=lr * s["weight_decay"] if keras else 0.0, beta=mu, momentum=mu != 0)
         # a parameter without a buffer starts one: torch's at g (u = 1·g, its first step), the
         # others' from u = 0, which is the same as u = a·g
-        starting = [mu != 0 and buffer is None for buffer in self._buffers]
+        starting = [s["momentum"] != 0 and buffer is None for buffer in self._buffers]
         for i, param in enumerate(self._flat_params):
             if starting[i]:
                 self._buffers[i] = np.empty(param.size, param.dtype)
@@ -159,13 +158,11 @@ class SGD:
                 members = [i for i in group.members if starting[i] == first]
                 if not members:
                     continue
-                a, k, e = (float(v) for v in canonical_coefficients(
-                    self.convention, lr, mu, nesterov=s["nesterov"], dampening=s["dampening"], first_step=first))
                 chunks = group.chunks if len(members) == len(group.members) else _chunk_table(
                     [self._flat_params[i] for i in members])
                 step(group.tag, [self._flat_params[i] for i in members], [flat[i] for i in members],
-                     [self._buffers[i] for i in members] if mu != 0 else [], *chunks,
-                     dict(constants, a=a, k=k if mu != 0 else lr, e=e, first=first), self.n_threads)
+                     [self._buffers[i] for i in members] if s["momentum"] != 0 else [], *chunks,
+                     _step_constants(self.convention, first, **s), self.n_threads)
         object.__setattr__(self, "steps", self.steps + 1)
 
     def _flat_gradients(self, grads):
@@ -175,7 +172,7 @@ class SGD:
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
         flat = []  # contiguous 1-D gradients, kept alive until the step is done
-        for i, (param, grad) in enumerate(zip(self.params, grads)):
+        for i, (param, grad, order) in enumerate(zip(self.params, grads, self._orders)):
             if not param.flags.writeable:
                 raise ValueError(f"parameter {i} is read-only; the optimizer updates parameters in place")
             if not isinstance(grad, np.ndarray):
@@ -184,8 +181,8 @@ class SGD:
                 raise ValueError(f"gradient {i} has shape {grad.shape}; its parameter has shape {param.shape}")
             if grad.dtype != param.dtype:
                 raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
-            flat.append(np.ravel(grad, order=_order(param)))  # a view when it can be
-        if _gradient_aliases_another_param(self._flat_params, flat):
+            flat.append(grad.ravel(order))  # a view when it can be
+        if self._spans.gradient_aliases_another_param(self._flat_params, flat):
             raise ValueError("a gradient shares memory with another parameter; the parallel update "
                              "would race: pass gradients in their own arrays")
         return flat
@@ -228,6 +225,21 @@ class SGD:
 
 _TAGS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 CHUNK = 32768  # elements per parallel task
+
+
+@functools.lru_cache(maxsize=64)
+def _step_constants(convention, first, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """The kernel's StepConstants for one step (cached: hyperparameters change rarely).
+
+    (a, k, e) come from the canonical update of the convention; without momentum there is no
+    buffer and the step is param −= lr·g in every convention.
+    """
+    keras = convention == NEGATED_VELOCITY  # Keras' weight decay is decoupled
+    a, k, e = (float(v) for v in canonical_coefficients(convention, lr, momentum, nesterov=nesterov,
+                                                          dampening=dampening, first_step=first))
+    return dict(sign=-1.0 if maximize else 1.0, decay=0.0 if keras else weight_decay,
+                decoupled=lr * weight_decay if keras else 0.0, beta=momentum, a=a,
+                k=k if momentum != 0 else lr, e=e, momentum=momentum != 0, first=first)
 
 
 def _restore(params, convention, n_threads, state):
@@ -297,23 +309,40 @@ def _params_overlap(params):
     return bool(np.any(starts[1:] < np.maximum.accumulate(ends)[:-1]))
 
 
-def _gradient_aliases_another_param(params, grads):
-    """True when some gradient shares memory with a parameter other than its own.
+class _SortedSpans:
+    """The parameters' byte intervals sorted by start, re-derived when their addresses change.
 
     The non-empty parameters do not overlap, so sorted by start their ends increase too and
-    those a gradient meets are a run [lo, hi). A gradient may be its own parameter's memory,
-    exactly (each element is then read and written in one place), not a shifted view.
+    those a gradient meets are a run [lo, hi). The addresses are read from the arrays at
+    every step (a copy of the optimizer holds other arrays); the sorting is kept while they
+    stay the same.
     """
-    sized = [i for i, p in enumerate(params) if p.size]
-    p_starts, p_ends = _spans([params[i] for i in sized])
-    g_starts, g_ends = _spans([grads[i] for i in sized])
-    order = np.argsort(p_starts, kind="stable")
-    p_starts, p_ends = p_starts[order], p_ends[order]
-    hi = np.searchsorted(p_starts, g_ends, side="left")
-    lo = np.searchsorted(p_ends, g_starts, side="right")
-    met = hi - lo
-    for j in np.flatnonzero(met > 0):
-        own = order[lo[j]] == j and p_starts[lo[j]] == g_starts[j] and p_ends[lo[j]] == g_ends[j]
-        if met[j] > 1 or not own:  # only the parameter's own memory, exactly, is allowed
-            return True
-    return False
+
+    def __init__(self, sized):
+        self.sized = sized  # the indices of the non-empty parameters
+        self.addresses = None
+
+    def _refresh(self, params):
+        starts, ends = _spans(params)
+        if self.addresses is None or not np.array_equal(starts, self.addresses):
+            order = np.argsort(starts, kind="stable")
+            self.addresses, self.order = starts, order
+            self.starts, self.ends = starts[order], ends[order]
+
+    def gradient_aliases_another_param(self, params, grads):
+        """True when some gradient shares memory with a parameter other than its own.
+
+        A gradient may be its own parameter's memory, exactly (each element is then read and
+        written in one place), not a shifted view.
+        """
+        self._refresh([params[i] for i in self.sized])
+        g_starts, g_ends = _spans([grads[i] for i in self.sized])
+        hi = np.searchsorted(self.starts, g_ends, side="left")
+        lo = np.searchsorted(self.ends, g_starts, side="right")
+        met = hi - lo
+        for j in np.flatnonzero(met > 0):
+            own = (self.order[lo[j]] == j and self.starts[lo[j]] == g_starts[j]
+                   and self.ends[lo[j]] == g_ends[j])
+            if met[j] > 1 or not own:  # only the parameter's own memory, exactly, is allowed
+                return True
+        return False

@@ -209,7 +209,7 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
     return Plan(
         kind=problem.kind + ("-shared" if problem.shared else ""),
         problem=problem,
-        problem_index=np.arange(B) if problem.batched else np.zeros(B, np.int64),
+        problem_index=np.arange(B, dtype=np.int64) if problem.batched else np.zeros(B, np.int64),
         coefficients=coefficient_table(rule, B, fresh=v0 is None),
         schedule=np.array(schedule, dtype=np.float64),
         x0=np.array(np.atleast_2d(x0), dtype=np.float64 if dtype in FLOAT_DTYPES else dtype),
