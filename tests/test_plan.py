@@ -247,3 +247,21 @@ def test_closed_form_needs_a_constant_learning_rate():
         polyak.execute(varying, "closed-form")
     constant = polyak.plan(problem, polyak.Momentum(0.6, 0.5, schedule=np.ones(20)), start, 20)
     np.testing.assert_allclose(polyak.execute(constant, "closed-form").x, polyak.execute(constant).x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(problem_index=np.array([0, 5])), r"problem_index must hold integers in \[0, 2\)"),
+    (dict(problem_index=np.array([0.0, 1.0])), r"problem_index must hold integers"),
+    (dict(coefficients=np.zeros((2, 7))), r"the plan's arrays do not fit together"),
+    (dict(x0=np.zeros((2, 3))), r"the plan's arrays do not fit together"),
+    (dict(u0=np.zeros((3, 2))), r"the plan's arrays do not fit together"),
+    (dict(schedule=np.ones(7)), r"the plan's arrays do not fit together"),
+    (dict(coefficients=np.full((2, 8), np.nan)), r"the plan's coefficients must be finite"),
+    (dict(x0=np.array([[np.inf, 0.0]])), r"the plan's x0 must be finite"),
+])
+def test_a_hand_made_plan_is_checked_before_any_kernel_sees_it(change, match):
+    job = polyak.plan(polyak.Quadratic.diagonal(np.ones((2, 2))), polyak.Momentum(0.1, 0.5), [1.0, 1.0], 10)
+    fields = {name: getattr(job, name) for name in polyak.Plan.__slots__}
+    with pytest.raises(ValueError, match=match):
+        polyak.Plan(**{**fields, **change})
+    assert np.array_equal(polyak.execute(polyak.Plan(**fields)).x, polyak.execute(job).x)

@@ -99,11 +99,32 @@ class Plan:
             if name in _ARRAYS:
                 value = read_only(np.asarray(value))
             object.__setattr__(self, name, value)
-        rows = {self.problem_index.shape[0], self.coefficients.shape[0]}
-        rows |= {array.shape[0] for array in (self.x0, self.u0) if array.shape[0] > 1}
-        if len(rows) != 1 or self.coefficients.shape[1:] != (len(COLUMNS),):
-            raise ValueError(f"a plan's per-configuration arrays must agree: rows {sorted(rows)}, "
-                             f"coefficients of shape {self.coefficients.shape}")
+        self._check()
+
+    def _check(self):
+        # what the kernels rely on, checked once here (a plan may be made by hand or unpickled):
+        # shapes that agree, problem indices within the problem's batch, finite coefficients
+        B = self.problem_index.shape[0]
+        n = self.problem.dim if hasattr(self.problem, "dim") else None
+        shapes_agree = (
+            B >= 1 and self.problem_index.ndim == 1 and self.coefficients.shape == (B, len(COLUMNS))
+            and self.x0.ndim == 2 and self.x0.shape[0] in (1, B) and self.x0.shape[1] == n
+            and self.u0.ndim == 2 and self.u0.shape[0] in (0, 1, B) and self.u0.shape[1] == n
+            and self.schedule.ndim == 1 and self.schedule.shape[0] in ((1,) if self.steps == 0 else (1, self.steps))
+            and self.recorded_at.ndim == 1
+        )
+        if not shapes_agree:
+            raise ValueError(
+                f"the plan's arrays do not fit together: problem_index {self.problem_index.shape}, coefficients "
+                f"{self.coefficients.shape}, x0 {self.x0.shape}, u0 {self.u0.shape}, schedule {self.schedule.shape} "
+                f"for {self.steps} steps, problem dimension {n}; make plans with polyak.plan")
+        rows = getattr(self.problem, "batch_size", 1) if self.kind != "least-squares" else 1
+        if not (np.issubdtype(self.problem_index.dtype, np.integer) and np.all(self.problem_index >= 0)
+                and np.all(self.problem_index < rows)):
+            raise ValueError(f"problem_index must hold integers in [0, {rows}): the problems of the batch")
+        for name in ("coefficients", "schedule", "x0", "u0"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"the plan's {name} must be finite")
 
     def __setattr__(self, name, value):
         raise AttributeError("Plan is immutable; make a new one")
