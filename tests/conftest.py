@@ -220,8 +220,14 @@ def example_plan(name):
         problem = polyak.train.MinibatchLeastSquares.shuffled(X, X @ [1.0, -2.0, 0.5] + 0.3, batch_size=8, epochs=3,
                                                               record_every=16)
         rule = polyak.Momentum([0.01, 0.05, 0.1, 0.3], 0.9, convention="torch", dampening=0.1)
-        return polyak.train.plan_linear_regression(problem, rule)
+        return plan_training(problem, rule)
     raise ValueError(name)
+
+
+def plan_training(problem, rule):
+    """The plan of training `problem` for all its epochs from the textbook's θ₀, as linear_regression does."""
+    theta0 = polyak.train.MinibatchLeastSquares.initial_weights(problem.X.shape[1])
+    return polyak.plan(problem, rule, theta0, problem.max_steps, record="loss", dtype=problem.dtype)
 
 
 #: The per-configuration arrays of a Result, compared bit for bit (NaN equal to NaN).

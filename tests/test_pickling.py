@@ -27,7 +27,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import PLAN_EXAMPLES, UPDATE_VARIANTS, assert_same_result, example_plan, make_rule
+from conftest import PLAN_EXAMPLES, UPDATE_VARIANTS, assert_same_result, example_plan, make_rule, plan_training
 
 import polyak
 from polyak.optim import SGD
@@ -40,7 +40,7 @@ ROUND_TRIPS = {
 }
 #: The public attributes that make up a problem's contents.
 QUADRATIC_FIELDS = ("kind", "lam", "Q", "c", "b", "batched", "batch_size", "dim", "dtype", "shared")
-LEAST_SQUARES_FIELDS = ("kind", "X", "y", "order", "batch_size", "record_every", "epochs", "dim")
+LEAST_SQUARES_FIELDS = ("kind", "X", "y", "order", "minibatch_size", "record_every", "epochs", "dim")
 
 
 def quadratic(name):
@@ -89,7 +89,7 @@ def solve(problem):
     """The problem run with momentum: a Result of every configuration."""
     rule = polyak.Momentum(0.05, 0.9)
     if isinstance(problem, MinibatchLeastSquares):
-        return polyak.execute(polyak.train.plan_linear_regression(problem, rule))
+        return polyak.execute(plan_training(problem, rule))
     return polyak.run(problem, rule, np.ones(problem.dim, problem.dtype), 25, record=("loss", "trajectory"), every=5)
 
 

@@ -77,7 +77,7 @@ def test_a_schedule_is_one_multiplier_per_minibatch(airfoil64):
     halved = linear_regression(X, y, polyak.Momentum(0.02, 0.5, schedule=np.full(300, 0.5)))
     plain = linear_regression(X, y, polyak.Momentum(0.01, 0.5))
     np.testing.assert_allclose(halved.loss, plain.loss, rtol=1e-12)
-    with pytest.raises(ValueError, match="schedule has 10 multipliers but training takes 300 steps"):
+    with pytest.raises(ValueError, match="schedule has 10 multipliers but steps=300 needs 300"):
         linear_regression(X, y, polyak.GD(0.01, schedule=np.ones(10)))
 
 

@@ -238,3 +238,22 @@ def test_results_do_not_depend_on_the_thread_count(variant):
                 assert (a is None) == (b is None)
                 if a is not None:
                     np.testing.assert_array_equal(a, b)  # bit for bit, NaN where NaN
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_closed_form_stops_where_the_kernel_stops(variant):
+    # lr 4 diverges on λ up to 1.4 in every form; lr 0.1 converges: the closed form checks
+    # after every 128th step, as the kernel does, and stops the diverging configurations there
+    lam = np.linspace(0.2, 1.4, 6)
+    problem = polyak.Quadratic.dense(np.diag(lam) + 0.01 * (1 - np.eye(6)), RNG.normal(size=(3, 6)))
+    rule = make_rule(variant, np.array([0.1, 4.0, 5.0]), np.array([0.5, 0.5, 0.9]))
+    options = dict(record=("loss", "trajectory"), every=50)
+    ran = polyak.run(problem, rule, np.ones(6), 2000, **options)
+    exact = polyak.run(problem, rule, np.ones(6), 2000, implementation="closed-form", **options)
+    np.testing.assert_array_equal(ran.diverged, [False, True, True])
+    np.testing.assert_array_equal(exact.diverged, ran.diverged)
+    np.testing.assert_array_equal(exact.steps_taken, ran.steps_taken)
+    assert np.all(ran.steps_taken[1:] % 128 == 0) and ran.steps_taken[0] == 2000
+    for name in ("loss", "trajectory"):
+        np.testing.assert_array_equal(np.isnan(getattr(exact, name)), np.isnan(getattr(ran, name)))
+    np.testing.assert_allclose(exact.x, ran.x, rtol=1e-6)  # diverged ones grow every rounding error

@@ -70,7 +70,7 @@ def test_bad_construction(make, error, match):
         (dict(steps=True), TypeError, r"steps must be an integer; got True"),
         (dict(every=0), ValueError, r"every must be >= 1; got 0"),
         (dict(every=-3), ValueError, r"every must be >= 1"),
-        (dict(record="losses"), ValueError, r"record must be None, 'loss', 'trajectory' or both as a tuple; got 'losses'"),
+        (dict(record="losses"), ValueError, r"record must be None, 'loss' or 'trajectory' or both as a tuple; got 'losses'"),
         (dict(record=("loss", "x")), ValueError, r"record must be None"),
         (dict(record=5), ValueError, r"record must be None"),
         (dict(rule=polyak.Momentum([0.1, 0.2, 0.3], 0.9)), ValueError, r"lr has 3 entries but the batch has 2 problems"),
@@ -95,7 +95,7 @@ def test_bad_construction(make, error, match):
         (dict(divergence_bound=-1.0), ValueError, r"divergence_bound must be > 0"),
         (dict(implementation="fortran"), ValueError, r"implementation must be one of 'kernel', 'reference', 'closed-form'; got 'fortran'"),
         (dict(dtype=np.longdouble), ValueError, r"the compiled kernels compute in float32 or float64.*implementation='reference'"),
-        (dict(problem="f(x) = x^2"), TypeError, r"problem must be a polyak.Quadratic; got str"),
+        (dict(problem="f(x) = x^2"), TypeError, r"problem must be a polyak.Quadratic or a polyak.train.MinibatchLeastSquares; got str"),
         (dict(rule="momentum"), TypeError, r"rule must be polyak.GD or polyak.Momentum; got str"),
     ],
 )

@@ -14,7 +14,7 @@ c = 1); λ exactly 0 is exact.
 import numpy as np
 
 from polyak.plans import COLUMNS
-from polyak.reference import step_coefficients
+from polyak.reference import CHECK_EVERY, step_coefficients
 
 
 def trace_and_determinant(beta, a, k, e, lam):
@@ -38,9 +38,15 @@ def constant_multiplier(plan):
 
 
 def run(plan):
-    """x, u, loss and trajectory records of a quadratic plan, in float64: see the module docstring."""
+    """x, u, records and steps taken of a quadratic plan, in float64: see the module docstring.
+
+    As the kernels do, a configuration stops at the first check (after every CHECK_EVERY-th
+    step and the last) where some |xᵢ| is beyond the plan's bound or NaN: its x and u are
+    those of that step, its later records NaN. The checks are evaluated in closed form too,
+    one by one, for the configurations whose last iterate is beyond the bound.
+    Returns (x, u, loss, trajectory, steps_taken, diverged).
+    """
     problem, index = plan.problem, plan.problem_index
-    multiplier = constant_multiplier(plan)
     lam, rotation = problem.eigenbasis()
     lam = lam.astype(np.float64)
     if rotation is not None:
@@ -53,31 +59,71 @@ def run(plan):
     lam = np.broadcast_to(lam[index] if lam.shape[0] > 1 else lam, (B, n))
     c, b = problem.c.astype(np.float64)[index], problem.b.astype(np.float64)[index]
     basis = _Basis(rotation)
-    z0, u0 = basis.into(np.broadcast_to(plan.x0, (B, n))), basis.into(_start_velocity(plan, B, n))
-    cz = basis.into(c)
-    table = plan.coefficients.astype(np.float64)
+    iterates = _Iterates(plan, lam, basis.into(c), basis.into(np.broadcast_to(plan.x0, (B, n))),
+                         basis.into(_start_velocity(plan, B, n)))
 
-    special_first_step = np.any(table[:, COLUMNS.index("a_first")] != table[:, COLUMNS.index("a_fixed")])
+    z, u = iterates.at(plan.steps)
+    x = basis.back(z)
+    steps_taken = np.full(B, plan.steps, np.int64)
+    beyond = ~_within(x, plan.divergence_bound)
+    if beyond.any():
+        steps_taken[beyond] = _first_check_beyond(plan, iterates, basis, np.flatnonzero(beyond))
+        for t in np.unique(steps_taken[beyond & (steps_taken < plan.steps)]):
+            rows = np.flatnonzero(steps_taken == t)
+            z[rows], u[rows] = iterates.at(int(t), rows)
+        x = basis.back(z)
 
-    def state_at(t):
-        z, u = z0, u0
-        if t and special_first_step:  # torch's undamped first step, taken on its own
-            z, u = _advance(table, multiplier, lam, cz, z, u, 1, first_step=True)
-            t -= 1
-        return _advance(table, multiplier, lam, cz, z, u, t, first_step=False)
-
-    recorded_at = np.arange(0, plan.steps + 1, plan.every) if plan.record else np.zeros(0, np.int64)
-    loss = np.empty((B, recorded_at.size)) if "loss" in plan.record else None
-    trajectory = np.empty((B, recorded_at.size, n)) if "trajectory" in plan.record else None
-    for r, t in enumerate(recorded_at):
-        z, _ = state_at(int(t))
+    K = plan.recorded_at.size
+    loss = np.full((B, K), np.nan) if "loss" in plan.record else None
+    trajectory = np.full((B, K, n), np.nan) if "trajectory" in plan.record else None
+    for r, t in enumerate(plan.recorded_at):
+        rows = np.flatnonzero(steps_taken >= t)  # records after a stop did not happen: NaN
+        z_t, _ = iterates.at(int(t), rows)
         if loss is not None:
             with np.errstate(over="ignore", invalid="ignore"):
-                loss[:, r] = b + np.sum(z * (0.5 * lam * z + cz), axis=1)
+                loss[rows, r] = b[rows] + np.sum(z_t * (0.5 * lam[rows] * z_t + iterates.c[rows]), axis=1)
         if trajectory is not None:
-            trajectory[:, r] = basis.back(z)
-    z, u = state_at(plan.steps)
-    return basis.back(z), basis.back(u), loss, trajectory, recorded_at
+            trajectory[rows, r] = basis.back(z_t, rows)
+    return x, basis.back(u), loss, trajectory, steps_taken, beyond
+
+
+def _within(x, bound):
+    with np.errstate(invalid="ignore"):
+        return np.all(np.abs(x) <= bound, axis=1)
+
+
+def _first_check_beyond(plan, iterates, basis, rows):
+    """For each of `rows` (beyond the bound after the last step): its first check beyond it."""
+    stops = np.full(rows.size, plan.steps, np.int64)
+    waiting = np.ones(rows.size, bool)
+    for t in range(CHECK_EVERY, plan.steps, CHECK_EVERY):
+        z, _ = iterates.at(t, rows[waiting])
+        found = ~_within(basis.back(z, rows[waiting]), plan.divergence_bound)
+        stops[np.flatnonzero(waiting)[found]] = t
+        waiting[np.flatnonzero(waiting)[found]] = False
+        if not waiting.any():
+            break
+    return stops
+
+
+class _Iterates:
+    """The state (z, u) of every configuration after any number of steps, in the eigenbasis."""
+
+    def __init__(self, plan, lam, c, z0, u0):
+        self.table = plan.coefficients.astype(np.float64)
+        self.multiplier = constant_multiplier(plan)
+        self.lam, self.c, self.z0, self.u0 = lam, c, z0, u0
+        a_first, a_fixed = (self.table[:, COLUMNS.index(name)] for name in ("a_first", "a_fixed"))
+        self.special_first_step = bool(np.any(a_first != a_fixed))
+
+    def at(self, t, rows=slice(None)):
+        """(z_t, u_t) of the configurations `rows`."""
+        table, lam, c = self.table[rows], self.lam[rows], self.c[rows]
+        z, u = self.z0[rows], self.u0[rows]
+        if t and self.special_first_step:  # torch's undamped first step, taken on its own
+            z, u = _advance(table, self.multiplier, lam, c, z, u, 1, first_step=True)
+            t -= 1
+        return _advance(table, self.multiplier, lam, c, z, u, t, first_step=False)
 
 
 def _start_velocity(plan, B, n):
@@ -95,10 +141,13 @@ class _Basis:
             return np.asarray(v, dtype=np.float64)
         return v @ self.rotation if self.rotation.ndim == 2 else np.einsum("bi,bij->bj", v, self.rotation)
 
-    def back(self, v):
+    def back(self, v, rows=slice(None)):
+        """v in the original coordinates (`rows`: the configurations v belongs to)."""
         if self.rotation is None:
             return v
-        return v @ self.rotation.T if self.rotation.ndim == 2 else np.einsum("bj,bij->bi", v, self.rotation)
+        if self.rotation.ndim == 2:
+            return v @ self.rotation.T
+        return np.einsum("bj,bij->bi", v, self.rotation[rows])
 
 
 @np.errstate(over="ignore", invalid="ignore")  # a diverging iteration overflows: a result

@@ -53,8 +53,8 @@ def execute(plan, implementation="kernel", *, n_threads=None):
         The compiled kernel; its NumPy twin in :mod:`polyak.reference` (the specification;
         it also runs np.longdouble plans); or, for quadratics with a constant learning rate,
         the iterates in closed form (:mod:`polyak._closed_form`: O(n) per record whatever
-        the number of steps, in float64; a configuration counts as diverged when its final
-        iterate is beyond the bound, as the closed form does not stop).
+        the number of steps, in float64; a configuration that diverges stops at the same
+        check as in a run).
     n_threads : int, optional
         Threads over configurations (1 to 1024; at most B are used); the OpenMP default
         (OMP_NUM_THREADS) when None. Results do not depend on it. A dense Q shared by all
@@ -144,7 +144,7 @@ def _least_squares_kernel(plan, n_threads):
     state = _state(plan, dtype)
     del state["trajectory"], state["problem_index"]  # one problem, no trajectory
     kernels("_train").train_linear(X=_as(problem.X, dtype), y=_as(problem.y, dtype), order=problem.order,
-                                   batch_size=problem.batch_size, record_every=problem.record_every,
+                                   batch_size=problem.minibatch_size, record_every=problem.record_every,
                                    n_threads=n_threads, **state)
     state["trajectory"] = None
     return _outputs(plan, state, n_threads)
@@ -175,15 +175,13 @@ def _quadratic_reference(plan, n_threads):
 def _least_squares_reference(plan, n_threads):
     problem, dtype = plan.problem, plan.dtype
     gradient, value = reference.minibatch_gradient(problem.X.astype(dtype), problem.y.astype(dtype),
-                                                   problem.order, problem.batch_size)
+                                                   problem.order, problem.minibatch_size)
     return _run_reference(plan, gradient, value)
 
 
 def _quadratic_closed_form(plan, n_threads):
-    x, u, loss, trajectory, recorded_at = _closed_form.run(plan)
-    with np.errstate(invalid="ignore"):
-        diverged = ~np.all(np.abs(x) <= plan.divergence_bound, axis=1)
-    return _Outputs(x, u, loss, trajectory, recorded_at, np.full(len(plan), plan.steps, np.int64), diverged, 1)
+    x, u, loss, trajectory, steps_taken, diverged = _closed_form.run(plan)
+    return _Outputs(x, u, loss, trajectory, plan.recorded_at, steps_taken, diverged, 1)
 
 
 _TABLE = {

@@ -20,12 +20,12 @@ import os
 
 import numpy as np
 
-from polyak._validation import (FLOAT_DTYPES, as_int, finite_real_array, read_only, require_shape,
-                                resolve_dtype)
+from polyak._validation import FLOAT_DTYPES, as_int, finite_real_array, require_shape, resolve_dtype
+from polyak.least_squares import MinibatchLeastSquares
 from polyak.problems import Quadratic
 from polyak.rules import _Rule
 
-__all__ = ["Plan", "plan", "COLUMNS", "DIVERGENCE_BOUND", "RECORDABLE"]
+__all__ = ["Plan", "plan", "COLUMNS", "DIVERGENCE_BOUND", "RECORDABLE", "KINDS"]
 
 #: The columns of a plan's coefficient table. For configuration p at step t (0-based) with
 #: learning-rate multiplier s = schedule[t]: a_t = (a_first if t == 0 else a_fixed) +
@@ -35,6 +35,10 @@ COLUMNS = ("beta", "a_fixed", "a_scaled", "a_first", "k_fixed", "k_scaled", "e_f
 DIVERGENCE_BOUND = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e15}
 #: What a run can record.
 RECORDABLE = ("loss", "trajectory")
+#: The kinds of plan, by the problems they run.
+KINDS = ("diagonal", "dense", "dense-shared", "least-squares")
+#: The problems a plan runs.
+PROBLEMS = (Quadratic, MinibatchLeastSquares)
 #: The most steps one run takes (steps and records are indexed with 64-bit integers).
 MAX_STEPS = 2**62
 
@@ -46,8 +50,15 @@ def _restore(fields):
     return Plan(**fields)
 
 
+def _own(array):
+    # a read-only copy that nothing else refers to: a plan checked once stays as it was checked
+    array = np.array(array, copy=True)
+    array.flags.writeable = False
+    return array
+
+
 class Plan:
-    """What to compute; make one with :func:`plan` (or :func:`polyak.train.plan_linear_regression`).
+    """What to compute; make one with :func:`plan`.
 
     Attributes
     ----------
@@ -70,9 +81,10 @@ class Plan:
     steps, every : int
         T, and the interval of the records of a quadratic (t = 0, every, 2·every, …).
     record : tuple of str
-        What to record: "loss", "trajectory" (a subset of RECORDABLE).
+        What to record: "loss", "trajectory" (a subset of the problem's `recordable`).
     recorded_at : ndarray of int64, shape (K,)
-        The steps after which the records are taken (0: the start).
+        The steps after which the records are taken (0: the start), as the problem's
+        ``record_steps(steps, every)`` gives them.
     divergence_bound : float
     dtype : numpy.dtype
         The precision of the arithmetic.
@@ -85,6 +97,9 @@ class Plan:
         first step): a run of 0 steps then returns none.
     batched : bool
         False for one configuration of one problem: results then drop the batch axis.
+
+    A plan owns its per-configuration arrays (copies, read-only) and checks, when it is made
+    (by :func:`plan`, by hand, or unpickled), everything the kernels rely on.
     """
 
     __slots__ = ("kind", "problem", *_ARRAYS, "steps", "every", "record", "recorded_at", "divergence_bound",
@@ -96,35 +111,46 @@ class Plan:
         if missing or extra:
             raise TypeError(f"Plan fields missing: {sorted(missing)}; unknown: {sorted(extra)}")
         for name, value in fields.items():
-            if name in _ARRAYS:
-                value = read_only(np.asarray(value))
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, _own(value) if name in _ARRAYS else value)
         self._check()
 
     def _check(self):
-        # what the kernels rely on, checked once here (a plan may be made by hand or unpickled):
-        # shapes that agree, problem indices within the problem's batch, finite coefficients
-        B = self.problem_index.shape[0]
-        n = self.problem.dim if hasattr(self.problem, "dim") else None
+        # what the kernels rely on (shapes that agree, problem indices within the batch, sizes
+        # of records, finite numbers), checked once here: a plan may be made by hand or unpickled
+        if not isinstance(self.problem, PROBLEMS) or self.kind != self.problem.plan_kind:
+            raise ValueError(f"a plan's kind must be its problem's ({getattr(self.problem, 'plan_kind', None)!r}, "
+                             f"one of {KINDS}); got {self.kind!r} for {type(self.problem).__name__}")
+        as_int(self.steps, "steps", minimum=0, maximum=MAX_STEPS if self.problem.max_steps is None
+               else self.problem.max_steps)
+        as_int(self.every, "every", minimum=1)
+        B, n = self.problem_index.shape[0], self.problem.dim
         shapes_agree = (
             B >= 1 and self.problem_index.ndim == 1 and self.coefficients.shape == (B, len(COLUMNS))
             and self.x0.ndim == 2 and self.x0.shape[0] in (1, B) and self.x0.shape[1] == n
             and self.u0.ndim == 2 and self.u0.shape[0] in (0, 1, B) and self.u0.shape[1] == n
             and self.schedule.ndim == 1 and self.schedule.shape[0] in ((1,) if self.steps == 0 else (1, self.steps))
-            and self.recorded_at.ndim == 1
         )
         if not shapes_agree:
             raise ValueError(
                 f"the plan's arrays do not fit together: problem_index {self.problem_index.shape}, coefficients "
                 f"{self.coefficients.shape}, x0 {self.x0.shape}, u0 {self.u0.shape}, schedule {self.schedule.shape} "
                 f"for {self.steps} steps, problem dimension {n}; make plans with polyak.plan")
-        rows = getattr(self.problem, "batch_size", 1) if self.kind != "least-squares" else 1
+        rows = self.problem.batch_size
         if not (np.issubdtype(self.problem_index.dtype, np.integer) and np.all(self.problem_index >= 0)
                 and np.all(self.problem_index < rows)):
             raise ValueError(f"problem_index must hold integers in [0, {rows}): the problems of the batch")
         for name in ("coefficients", "schedule", "x0", "u0"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"the plan's {name} must be finite")
+        expected = self.problem.record_steps(self.steps, self.every) if self.record else np.zeros(0, np.int64)
+        if (not isinstance(self.record, tuple) or not set(self.record) <= set(self.problem.recordable)
+                or not np.array_equal(self.recorded_at, expected)):
+            raise ValueError(f"the plan's records must be a tuple of {self.problem.recordable} taken at the "
+                             f"problem's record_steps(steps, every); got {self.record!r} at {self.recorded_at}")
+        if self.velocity_sign not in (1.0, -1.0) or np.dtype(self.dtype) not in FLOAT_DTYPES + (_EXTENDED,):
+            raise ValueError(f"the plan's velocity_sign must be ±1 and its dtype float32, float64 or longdouble; "
+                             f"got {self.velocity_sign!r} and {self.dtype!r}")
+        _divergence_bound(self.divergence_bound, np.dtype(self.dtype))
 
     def __setattr__(self, name, value):
         raise AttributeError("Plan is immutable; make a new one")
@@ -176,10 +202,11 @@ class Plan:
     def split(self, pieces):
         """This plan cut into `pieces` plans of consecutive configurations, sizes within one.
 
-        Executed anywhere and joined with :meth:`polyak.Result.concatenate`, the pieces give
-        the result of the whole plan, bit for bit; a dense Q shared by the configurations
-        ("dense-shared") is the exception, within rounding: its BLAS product X·Q may round a
-        row differently when it multiplies another number of rows.
+        Executed with the same implementation at the same instruction-set level and joined
+        with :meth:`polyak.Result.concatenate`, the pieces give the result of the whole plan,
+        bit for bit; a dense Q shared by the configurations ("dense-shared") is the
+        exception, within rounding: its BLAS product X·Q may round a row differently when it
+        multiplies another number of rows.
         """
         pieces = as_int(pieces, "pieces", minimum=1, maximum=len(self))
         bounds = np.linspace(0, len(self), pieces + 1).round().astype(int)
@@ -194,14 +221,19 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
     Parameters are those of :func:`polyak.run` (which is ``execute(plan(...))``). A single
     problem with hyperparameter arrays of length B makes B configurations of it; a batch of
     B problems takes scalars or arrays of length B. The problem's arrays are not copied.
+    `problem` is a :class:`polyak.Quadratic` or a :class:`polyak.train.MinibatchLeastSquares`
+    (then x0 is θ₀ = (w₀, b₀), `steps` at most its epochs × minibatches, `record` at most
+    "loss", taken where its record_every says, and `dtype` defaults to the data's).
     """
-    if not isinstance(problem, Quadratic):
-        raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
+    if not isinstance(problem, PROBLEMS):
+        raise TypeError(f"problem must be a polyak.Quadratic or a polyak.train.MinibatchLeastSquares; "
+                        f"got {type(problem).__name__}")
     if not isinstance(rule, _Rule):
         raise TypeError(f"rule must be polyak.GD or polyak.Momentum; got {type(rule).__name__}")
-    steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
+    limit = MAX_STEPS if problem.max_steps is None else problem.max_steps
+    steps = as_int(steps, "steps", minimum=0, maximum=limit)
     every = as_int(every, "every", minimum=1)
-    recorded = _recorded(record)
+    recorded = _recorded(record, problem.recordable)
     batched = problem.batched or rule.batch_length is not None
     B = problem.batch_size if problem.batched else (rule.batch_length or 1)
     for name in ("lr", "beta"):
@@ -215,28 +247,27 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
         if not rule.has_velocity:
             raise ValueError("v0 is not used by GD, which has no velocity; omit it")
         v0 = require_shape(finite_real_array(v0, "v0"), starts, "v0")
-    dtype = _EXTENDED if _is_extended(dtype) else resolve_dtype(dtype, problem.c, x0, v0)
+    operands = problem.operands()
+    dtype = _EXTENDED if _is_extended(dtype) else resolve_dtype(dtype, *operands.values(), x0, v0)
     if rule.schedule is not None and rule.schedule.size < steps:
         raise ValueError(f"schedule has {rule.schedule.size} multipliers but steps={steps} needs {steps}")
     schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
-    inputs = dict(lr=rule.lr, beta=rule.beta, lam=problem.lam, Q=problem.Q, c=problem.c, b=problem.b, x0=x0,
-                  v0=v0, schedule=schedule)
-    for name, values in inputs.items():
+    for name, values in dict(lr=rule.lr, beta=rule.beta, **operands, x0=x0, v0=v0, schedule=schedule).items():
         if values is not None:
             _require_representable(values, name, dtype)
-    records = steps // every + 1
+    recorded_at = problem.record_steps(steps, every) if recorded else np.zeros(0, np.int64)
     per_record = (B if "loss" in recorded else 0) + (B * n if "trajectory" in recorded else 0)
-    _require_memory(dtype.itemsize * float(per_record) * records)
+    _require_memory(dtype.itemsize * float(per_record) * recorded_at.size)
     return Plan(
-        kind=problem.kind + ("-shared" if problem.shared else ""),
+        kind=problem.plan_kind,
         problem=problem,
         problem_index=np.arange(B, dtype=np.int64) if problem.batched else np.zeros(B, np.int64),
         coefficients=coefficient_table(rule, B, fresh=v0 is None),
         schedule=np.array(schedule, dtype=np.float64),
-        x0=np.array(np.atleast_2d(x0), dtype=np.float64 if dtype in FLOAT_DTYPES else dtype),
+        x0=np.atleast_2d(x0).astype(np.float64 if dtype in FLOAT_DTYPES else dtype),
         u0=_canonical_velocity(v0, rule.velocity_sign, n, dtype),
         steps=steps, every=min(every, steps + 1), record=tuple(name for name in RECORDABLE if name in recorded),
-        recorded_at=np.arange(0, steps + 1, every, dtype=np.int64) if recorded else np.zeros(0, np.int64),
+        recorded_at=recorded_at,
         divergence_bound=_divergence_bound(divergence_bound, dtype), dtype=dtype,
         velocity_sign=rule.velocity_sign, has_velocity=rule.has_velocity,
         buffer_at_start=not (rule.undamped_first_step and v0 is None), batched=batched,
@@ -277,7 +308,7 @@ def _canonical_velocity(v0, sign, n, dtype):
     return np.array(u0, dtype=np.float64 if dtype in FLOAT_DTYPES else dtype)
 
 
-def _recorded(record):
+def _recorded(record, recordable):
     if record is None:
         return set()
     names = [record] if isinstance(record, str) else record
@@ -285,8 +316,10 @@ def _recorded(record):
         names = list(names)
     except TypeError:
         names = [record]
-    if not all(isinstance(name, str) and name in RECORDABLE for name in names):
-        raise ValueError(f"record must be None, 'loss', 'trajectory' or both as a tuple; got {record!r}")
+    if not all(isinstance(name, str) and name in recordable for name in names):
+        allowed = " or ".join(repr(name) for name in recordable)
+        both = " or both as a tuple" if len(recordable) > 1 else ""
+        raise ValueError(f"record must be None, {allowed}{both}; got {record!r}")
     return set(names)
 
 

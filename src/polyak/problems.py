@@ -12,9 +12,10 @@ SYMMETRY_TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
 
 def _restore(cls, fields):
-    # unpickling and copying: the validated arrays come back read-only, as they were
+    # construction, unpickling and copying: the arrays (again) read-only, their shapes checked
     problem = object.__new__(cls)
     problem._set(**fields)
+    problem.check()
     return problem
 
 
@@ -45,6 +46,8 @@ class Quadratic:
     kind = None
     lam = None
     Q = None
+    recordable = ("loss", "trajectory")
+    max_steps = None
     _fields = ("c", "b", "batched")
 
     def _set(self, **fields):
@@ -142,6 +145,34 @@ class Quadratic:
         """True when every problem of the batch has the same Q (a dense Q of shape (n, n))."""
         return False
 
+    @property
+    def plan_kind(self):
+        """The kind of the plans that run this problem: "diagonal", "dense" or "dense-shared"."""
+        return self.kind + ("-shared" if self.shared else "")
+
+    def operands(self):
+        """The arrays a plan computes with, by name."""
+        return {name: getattr(self, name) for name in self._fields if name != "batched"}
+
+    def record_steps(self, steps, every):
+        """The steps after which a run of `steps` steps records: 0, every, 2·every, …"""
+        return np.arange(0, steps + 1, every, dtype=np.int64)
+
+    def check(self):
+        """ValueError unless the arrays fit together: c (B, n) and b (B,) of one float dtype,
+        with lam (B, n) or Q (n, n) or (B, n, n)."""
+        B, n = self.c.shape if self.c.ndim == 2 else (0, 0)
+        arrays = self.operands().values()
+        fits = (B >= 1 and n >= 1 and self.b.shape == (B,) and self._fits(B, n)
+                and all(a.dtype == self.c.dtype for a in arrays) and np.issubdtype(self.c.dtype, np.floating)
+                and (self.batched or B == 1))
+        if not fits:
+            shapes = ", ".join(f"{name} {a.shape} {a.dtype}" for name, a in self.operands().items())
+            raise ValueError(f"a Quadratic.{self.kind}'s arrays do not fit together: {shapes}")
+
+    def _fits(self, B, n):
+        raise NotImplementedError
+
     def __repr__(self):
         kind = f"batch of {self.batch_size}" if self.batched else "single problem"
         shared = ", Q shared" if self.shared and self.batched else ""
@@ -230,6 +261,9 @@ class DiagonalQuadratic(Quadratic):
     kind = "diagonal"
     _fields = ("lam", "c", "b", "batched")
 
+    def _fits(self, B, n):
+        return self.lam.shape == (B, n)
+
     def rows(self, start, stop):
         return _restore(DiagonalQuadratic, dict(lam=self.lam[start:stop], c=self.c[start:stop],
                                                 b=self.b[start:stop], batched=True))
@@ -268,6 +302,9 @@ class DenseQuadratic(Quadratic):
 
     kind = "dense"
     _fields = ("Q", "c", "b", "batched")
+
+    def _fits(self, B, n):
+        return self.Q.shape in ((n, n), (B, n, n))
 
     @property
     def shared(self):
