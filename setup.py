@@ -136,8 +136,8 @@ INLINING = ["--param", "max-inline-insns-single=10000", "--param", "large-functi
 
 
 def inlining_flags():
-    """INLINING where the compiler takes it (GCC), else nothing."""
-    return INLINING if _compiles("int main(void){return 0;}", INLINING) else []
+    """INLINING where the compiler takes it without a warning (GCC), else nothing."""
+    return INLINING if _compiles("int main(void){return 0;}", INLINING + ["-Werror"]) else []
 
 
 def cpu_levels():
@@ -206,6 +206,7 @@ def extensions():
                     ("POLYAK_COMPILE_ARGS", f'"{description}"'),
                     ("POLYAK_CPU_LEVEL", f'"{level}"'),
                     ("POLYAK_CPU_LEVELS", '"' + ",".join(levels) + '"'),
+                    ("POLYAK_CPU_LEVELS_ASKED", '"' + os.environ.get("POLYAK_CPU_LEVELS", "").strip() + '"'),
                 ],
             ))
     return modules

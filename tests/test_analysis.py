@@ -138,3 +138,26 @@ def test_eigendecompose():
     lam, rotation = analysis.eigendecompose(polyak.problems.ill_conditioned_2d())
     np.testing.assert_array_equal(lam, [0.2, 4.0])
     np.testing.assert_array_equal(rotation, np.eye(2))
+
+
+def test_a_rule_carries_its_own_form():
+    rule = polyak.Momentum(0.6, 0.5)
+    for function in (analysis.spectral_radius, analysis.converges, analysis.regime):
+        with pytest.raises(TypeError, match="a rule carries its own convention, nesterov and dampening"):
+            function(rule, 4.0, nesterov=True)
+        with pytest.raises(TypeError, match="a rule carries its own"):
+            function(rule, 4.0, convention="torch", dampening=0.5)
+    assert analysis.converges(rule, 4.0) and not analysis.converges(polyak.Momentum(0.6, 0.5, nesterov=True), 4.0)
+
+
+def test_the_mapping_refuses_forms_that_do_not_exist():
+    from polyak.rules import canonical_coefficients
+
+    with pytest.raises(ValueError, match="no nesterov form"):
+        canonical_coefficients("mxnet", 0.1, 0.5, nesterov=True)
+    with pytest.raises(ValueError, match="dampening is PyTorch's parameter"):
+        canonical_coefficients("d2l", 0.1, 0.5, dampening=0.3)
+    with pytest.raises(ValueError, match="nesterov momentum requires zero dampening"):
+        canonical_coefficients("torch", 0.1, 0.5, dampening=0.3, nesterov=True)
+    a, k, e = canonical_coefficients("torch", 0.1, 0.5, dampening=0.3)
+    assert all(isinstance(v, np.ndarray) for v in (a, k, e)) and (float(a), float(k), float(e)) == (0.7, 0.1, 0.0)

@@ -232,3 +232,33 @@ def test_bad_parameters_and_gradients_update_nothing():
             opt.step(grads)
         np.testing.assert_array_equal(params[0], 1.0)  # the first parameter was not touched either
         assert opt.steps == 0 and opt.state_dict()["momentum_buffers"] == [None, None]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda s: {**s, "extra": 1}, r"a state must be a dict with the keys"),
+    (lambda s: {k: v for k, v in s.items() if k != "steps"}, r"a state must be a dict with the keys"),
+    (lambda s: {**s, "hyperparameters": {**s["hyperparameters"], "foo": 1}}, r"the state's hyperparameters must be"),
+    (lambda s: {**s, "hyperparameters": {k: v for k, v in s["hyperparameters"].items() if k != "lr"}},
+     r"the state's hyperparameters must be"),
+    (lambda s: {**s, "steps": -1}, r"the state's steps must be an integer >= 0"),
+    (lambda s: {**s, "momentum_buffers": s["momentum_buffers"][:1]}, r"the state has 1 buffers for 2 parameters"),
+])
+def test_a_bad_state_changes_nothing(change, match):
+    params = [np.ones(3), np.ones(2)]
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    opt.step([np.ones(3), np.ones(2)])
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(change(opt.state_dict()))
+    after = opt.state_dict()
+    assert after["hyperparameters"] == before["hyperparameters"] and after["steps"] == before["steps"] == 1
+    for a, b in zip(after["momentum_buffers"], before["momentum_buffers"]):
+        np.testing.assert_array_equal(a, b)
+    opt.step([np.ones(3), np.ones(2)])  # and it still steps
+
+
+def test_the_parameters_are_fixed_at_construction():
+    opt = SGD([np.ones(3)], lr=0.1)
+    assert isinstance(opt.params, tuple)
+    with pytest.raises(TypeError):
+        opt.params[0] = np.zeros(3)

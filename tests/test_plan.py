@@ -265,3 +265,16 @@ def test_a_hand_made_plan_is_checked_before_any_kernel_sees_it(change, match):
     with pytest.raises(ValueError, match=match):
         polyak.Plan(**{**fields, **change})
     assert np.array_equal(polyak.execute(polyak.Plan(**fields)).x, polyak.execute(job).x)
+
+
+def test_results_name_the_level_that_ran_them():
+    job = example_plan("diagonal")
+    assert polyak.execute(job).level == polyak.show_config(print_out=False)["cpu_level"]
+    assert polyak.execute(job, "reference").level is None
+    levels = supported_levels()
+    with use_level(levels[0]):
+        low = polyak.execute(job.split(2)[0])
+    with use_level(levels[-1]):
+        high = polyak.execute(job.split(2)[1])
+    assert polyak.Result.concatenate([low, high]).level == (levels[0] if len(levels) == 1 else "mixed")
+    assert f"kernel ({levels[0]})" in repr(low)

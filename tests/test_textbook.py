@@ -89,3 +89,8 @@ def test_main_rejects_bad_arguments(argv, message, capsys):
     assert exit_.value.code == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_steps_without_the_command_name(capsys):
+    assert main(["--steps", "3"]) == 0
+    assert "3 steps" in capsys.readouterr().out

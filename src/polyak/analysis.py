@@ -34,7 +34,7 @@ from polyak._validation import as_int, finite_real_array
 from polyak.execution import execute
 from polyak.plans import plan
 from polyak.problems import Quadratic
-from polyak.rules import _Rule, canonical_coefficients, check_form, resolve_convention
+from polyak.rules import _Rule, as_dampening, canonical_coefficients, check_form, resolve_convention
 
 __all__ = [
     "converges",
@@ -110,6 +110,9 @@ def _form(lr, beta, lam, convention, nesterov, dampening):
     if isinstance(lr, _Rule):
         if lam is not None:
             raise TypeError("with a rule, give the eigenvalues as the second argument: f(rule, lam)")
+        if (convention, nesterov, dampening) != ("d2l", False, 0.0):
+            raise TypeError("a rule carries its own convention, nesterov and dampening: give them to the rule, "
+                            "not as keywords here")
         rule, lam = lr, beta
         beta_, a, k, e = _update(rule)
         lam = np.asarray(finite_real_array(lam, "lam"), dtype=np.float64)
@@ -117,7 +120,8 @@ def _form(lr, beta, lam, convention, nesterov, dampening):
     if lam is None:
         raise TypeError("give lr, beta and lam (or a rule and lam)")
     convention = resolve_convention(convention)
-    dampening = check_form(convention, dampening, nesterov)
+    dampening = as_dampening(dampening)
+    check_form(convention, dampening, nesterov)
     lr, beta, lam = _floats(lr, beta, lam)
     a, k, e = canonical_coefficients(convention, lr, beta, nesterov=nesterov, dampening=dampening)
     return np.broadcast_arrays(beta, a, k, e, lam)
@@ -226,8 +230,9 @@ def optimal_parameters(mu, L, method="heavy_ball"):
         raise ValueError(f"need 0 < mu <= L; got mu={mu}, L={L}")
     kappa = L / mu
     root = np.sqrt(kappa)
+    root = float(root)
     if method == "heavy_ball":
-        return 4 / (np.sqrt(L) + np.sqrt(mu)) ** 2, ((root - 1) / (root + 1)) ** 2, (root - 1) / (root + 1)
+        return 4 / (L**0.5 + mu**0.5) ** 2, ((root - 1) / (root + 1)) ** 2, (root - 1) / (root + 1)
     if method == "gd":
         return 2 / (mu + L), 0.0, (kappa - 1) / (kappa + 1)
     if method == "nesterov":
@@ -258,7 +263,7 @@ def terminal_velocity(lr, grad_norm, beta):
     return _scalar_or_array(lr * grad_norm / (1 - beta))
 
 
-def exact_iterates(problem, rule, x0, steps, v0=None, *, record=None, every=1):
+def exact_iterates(problem, rule, x0, steps, *, v0=None, record=None, every=1):
     """The iterates after `steps` steps in closed form, O(n) per query instead of O(n·steps).
 
     ``execute(plan(problem, rule, x0, steps, v0=v0, record=record, every=every),

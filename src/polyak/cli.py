@@ -1,6 +1,6 @@
 """The command line: ``python -m polyak`` (or ``polyak``), with subcommands.
 
-``polyak``                      the textbook's 2D experiments (as ``polyak textbook``)
+``polyak [--steps T]``          the textbook's 2D experiments (as ``polyak textbook``)
 ``polyak textbook [--steps T]`` the textbook's 2D experiments, as the textbook prints them
 ``polyak config``               the build's configuration (polyak.show_config)
 
@@ -73,15 +73,16 @@ def _non_negative(text):
 
 def parser():
     """The argument parser, one subparser per command."""
-    top = argparse.ArgumentParser(prog="polyak", description="The momentum method on quadratics.")
+    steps = argparse.ArgumentParser(add_help=False)  # the textbook's option, with or without its name
+    steps.add_argument("--steps", type=_non_negative, default=TEXTBOOK_STEPS,
+                       help=f"steps of each textbook run (default {TEXTBOOK_STEPS})")
+    top = argparse.ArgumentParser(prog="polyak", description="The momentum method on quadratics.", parents=[steps])
     commands = top.add_subparsers(title="commands", metavar="COMMAND")
-    textbook = commands.add_parser("textbook", help="the textbook's 2D experiments (the default)")
-    textbook.add_argument("--steps", type=_non_negative, default=TEXTBOOK_STEPS,
-                          help=f"steps of each run (default {TEXTBOOK_STEPS})")
+    textbook = commands.add_parser("textbook", parents=[steps], help="the textbook's 2D experiments (the default)")
     textbook.set_defaults(func=_textbook)
     config = commands.add_parser("config", help="the build's configuration")
     config.set_defaults(func=_config)
-    top.set_defaults(func=_textbook, steps=TEXTBOOK_STEPS)
+    top.set_defaults(func=_textbook)
     return top
 
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from polyak import _closed_form, reference
-from polyak._config import kernels, resolve_threads
+from polyak._config import kernels, level, resolve_threads
 from polyak._validation import FLOAT_DTYPES
 from polyak.plans import Plan
 from polyak.results import Result
@@ -82,7 +82,7 @@ def execute(plan, implementation="kernel", *, n_threads=None):
         x=out.x, velocity=out.u if has_velocity else None, loss=out.loss, trajectory=out.trajectory,
         recorded_at=out.recorded_at, diverged=out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged,
         steps_taken=out.steps_taken, steps=plan.steps, implementation=implementation, n_threads=out.n_threads,
-        seconds=seconds,
+        seconds=seconds, level=level() if implementation == "kernel" else None,
     )
     return result if plan.batched else result.unbatched()
 

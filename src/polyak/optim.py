@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from polyak._config import kernels, resolve_threads
-from polyak.rules import NEGATED_VELOCITY, canonical_coefficients, resolve_convention
+from polyak.rules import NEGATED_VELOCITY, canonical_coefficients, check_form, resolve_convention
 
 __all__ = ["SGD"]
 
@@ -61,10 +61,7 @@ def _check(settings, convention):
         raise ValueError(f"Invalid weight_decay value: {settings['weight_decay']} (must be >= 0)")
     if settings["nesterov"] and (settings["momentum"] <= 0 or settings["dampening"] != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-    if settings["dampening"] != 0 and convention != "torch":
-        raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
-    if settings["nesterov"] and convention == "mxnet":
-        raise ValueError("convention='mxnet' has no nesterov form here (see polyak.rules); use 'goodfellow'")
+    check_form(convention, settings["dampening"], settings["nesterov"])  # what each convention allows
 
 
 class SGD:
@@ -86,7 +83,8 @@ class SGD:
 
     The hyperparameters are attributes and may change between steps (each assignment is
     checked like the constructor's arguments); ``state_dict`` / ``load_state_dict`` save and
-    restore the momentum buffers and hyperparameters exactly.
+    restore the momentum buffers and hyperparameters exactly. ``params`` is the tuple of the
+    arrays it updates, fixed at construction.
     """
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
@@ -107,7 +105,7 @@ class SGD:
         if len(sized) > 1 and _params_overlap(sized):
             raise ValueError("two parameters share memory (the same array twice, or overlapping views); "
                              "each element must belong to one parameter")
-        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "params", tuple(params))
         object.__setattr__(self, "_orders", [_order(param) for param in params])
         object.__setattr__(self, "_flat_params", [_flat(param) for param in params])
         object.__setattr__(self, "_spans", _SortedSpans([i for i, p in enumerate(params) if p.size]))
@@ -199,14 +197,29 @@ class SGD:
                 "momentum_buffers": buffers}
 
     def load_state_dict(self, state):
-        """Restore what `state_dict` returned (the same convention and parameter shapes)."""
-        if state.get("convention") != self.convention:
-            raise ValueError(f"the state is for convention {state.get('convention')!r}, this optimizer uses {self.convention!r}")
+        """Restore what `state_dict` returned (the same convention and parameter shapes).
+
+        Everything is checked before anything changes: a bad state leaves the optimizer as
+        it was, with a ValueError or TypeError that says what is wrong.
+        """
+        keys = {"convention", "hyperparameters", "steps", "momentum_buffers"}
+        if not isinstance(state, dict) or set(state) != keys:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"a state must be a dict with the keys {sorted(keys)} (from state_dict()); got {found}")
+        if state["convention"] != self.convention:
+            raise ValueError(f"the state is for convention {state['convention']!r}, this optimizer uses {self.convention!r}")
         buffers = state["momentum_buffers"]
         if len(buffers) != len(self.params):
             raise ValueError(f"the state has {len(buffers)} buffers for {len(self.params)} parameters")
-        settings = dict(state["hyperparameters"])
+        settings = state["hyperparameters"]
+        if not isinstance(settings, dict) or set(settings) != set(_HYPERPARAMETERS):
+            found = sorted(settings) if isinstance(settings, dict) else type(settings).__name__
+            raise ValueError(f"the state's hyperparameters must be {list(_HYPERPARAMETERS)}; got {found}")
+        settings = dict(settings)
         _check(settings, self.convention)
+        steps = state["steps"]
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"the state's steps must be an integer >= 0; got {steps!r}")
         sign = -1 if self.convention == NEGATED_VELOCITY else 1
         restored = []
         for i, (buffer, param) in enumerate(zip(buffers, self.params)):
@@ -220,7 +233,7 @@ class SGD:
             restored.append(np.ravel(sign * buffer, order=_order(param)).copy())
         object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_buffers", restored)
-        object.__setattr__(self, "steps", int(state["steps"]))
+        object.__setattr__(self, "steps", int(steps))
 
 
 _TAGS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}

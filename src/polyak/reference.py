@@ -1,23 +1,64 @@
 """NumPy twins of the compiled kernels: readable, slow, and the specification.
 
+- :func:`momentum_in_convention` is every convention's update written out as its library
+  writes it (the table of :mod:`polyak.rules`), one configuration, one step at a time: the
+  specification that :func:`polyak.rules.canonical_coefficients` is held to;
 - :func:`momentum` is the canonical update that every run kernel implements (diagonal and
   dense quadratics, minibatch linear regression), one step at a time, for any gradient;
 - :func:`quadratic_gradient` and :func:`minibatch_gradient` are the gradients those kernels
   compute;
 - :func:`sgd_step` is the fused optimizer step of :class:`polyak.optim.SGD`.
 
-The tests hold every kernel to its twin on random inputs, and the benchmarks time one
-against the other. ``polyak.execute(plan, "reference")`` runs a plan through them.
+The tests hold every kernel to its twin on random inputs and every convention to its
+formula, and the benchmarks time kernel against twin. ``polyak.execute(plan, "reference")``
+runs a plan through :func:`momentum`.
 """
 
 import numpy as np
 
 from polyak.plans import COLUMNS
 
-__all__ = ["CHECK_EVERY", "momentum", "quadratic_gradient", "minibatch_gradient", "sgd_step", "step_coefficients"]
+__all__ = ["CHECK_EVERY", "momentum", "momentum_in_convention", "quadratic_gradient", "minibatch_gradient",
+           "sgd_step", "step_coefficients"]
 
 #: Divergence is checked after every step that is a multiple of this, and after the last.
 CHECK_EVERY = 128
+
+
+def momentum_in_convention(convention, gradient, x0, lrs, beta, *, nesterov=False, dampening=0.0, v0=None):
+    """Each convention's update as its library writes it, one step at a time.
+
+    With gₜ = gradient(xₜ₋₁) and ηₜ = lrs[t−1] for t = 1..T::
+
+        d2l, optax     vₜ = β vₜ₋₁ + gₜ;        xₜ = xₜ₋₁ − ηₜ vₜ   (nesterov: − ηₜ (gₜ + β vₜ))
+        torch          b₁ = g₁, bₜ = β bₜ₋₁ + (1 − τ) gₜ;   xₜ = xₜ₋₁ − ηₜ bₜ   (nesterov: gₜ + β bₜ)
+        mxnet          vₜ = β vₜ₋₁ + ηₜ gₜ;     xₜ = xₜ₋₁ − vₜ
+        goodfellow     vₜ = β vₜ₋₁ − ηₜ gₜ;     xₜ = xₜ₋₁ + vₜ      (nesterov: + β vₜ − ηₜ gₜ)
+
+    from x₀ and v₀ (zero, or `v0`: then torch continues its buffer). Returns (x_T, v_T) in the
+    convention's own form, float64. Independent of the canonical form the kernels run.
+    """
+    x = np.array(x0, dtype=np.float64)
+    v = np.zeros_like(x) if v0 is None else np.array(v0, dtype=np.float64)
+    have_buffer = v0 is not None
+    for eta in lrs:
+        g = gradient(x)
+        if convention == "d2l":
+            v = beta * v + g
+            x = x - eta * (g + beta * v) if nesterov else x - eta * v
+        elif convention == "torch":
+            v = beta * v + (1 - dampening) * g if have_buffer else g.copy()
+            have_buffer = True
+            x = x - eta * (g + beta * v if nesterov else v)
+        elif convention == "mxnet":
+            v = beta * v + eta * g
+            x = x - v
+        elif convention == "goodfellow":
+            v = beta * v - eta * g
+            x = x + beta * v - eta * g if nesterov else x + v
+        else:
+            raise ValueError(f"convention must be 'd2l', 'torch', 'mxnet' or 'goodfellow'; got {convention!r}")
+    return x, v
 
 
 def step_coefficients(table, multiplier, first_step):

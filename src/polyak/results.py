@@ -36,6 +36,9 @@ class Result:
         As planned.
     implementation : str
         "kernel", "reference" or "closed-form".
+    level : str or None
+        The instruction-set level of the kernel that ran ("x86-64-v4", …; None for the other
+        implementations). Levels round differently: results agree bit for bit within one.
     n_threads : int
         The threads used.
     seconds : float
@@ -46,10 +49,11 @@ class Result:
     """
 
     def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, steps_taken, steps,
-                 implementation, n_threads, seconds, extras=None):
+                 implementation, n_threads, seconds, level=None, extras=None):
         self.x, self.velocity, self.loss, self.trajectory = x, velocity, loss, trajectory
         self.recorded_at, self.diverged, self.steps_taken = recorded_at, diverged, steps_taken
         self.steps, self.implementation, self.n_threads, self.seconds = steps, implementation, n_threads, seconds
+        self.level = level
         self.extras = dict(extras or {})
 
     def __getattr__(self, name):
@@ -67,8 +71,9 @@ class Result:
         problems = np.size(self.diverged)
         recorded = [name for name in ("loss", "trajectory") if getattr(self, name) is not None]
         records = f", {len(self.recorded_at)} records of {recorded}" if recorded else ""
+        how = self.implementation + (f" ({self.level})" if self.level else "")
         return (f"Result(x: {shape} {np.asarray(self.x).dtype}, steps={self.steps}, diverged="
-                f"{int(np.count_nonzero(self.diverged))} of {problems}{records}, {self.implementation} "
+                f"{int(np.count_nonzero(self.diverged))} of {problems}{records}, {how} "
                 f"on {self.n_threads} thread(s), {self.seconds:.3g} s)")
 
     def unbatched(self):
@@ -83,7 +88,7 @@ class Result:
     def _replace(self, fields, extras):
         return Result(**{**{name: getattr(self, name) for name in _ARRAYS}, **fields},
                       recorded_at=self.recorded_at, steps=self.steps, implementation=self.implementation,
-                      n_threads=self.n_threads, seconds=self.seconds, extras=extras)
+                      n_threads=self.n_threads, seconds=self.seconds, level=self.level, extras=extras)
 
     @classmethod
     def concatenate(cls, results):
@@ -109,4 +114,6 @@ class Result:
         joined = first._replace(fields, shared)
         joined.seconds = sum(r.seconds for r in results)
         joined.n_threads = max(r.n_threads for r in results)
+        levels = {r.level for r in results}
+        joined.level = levels.pop() if len(levels) == 1 else "mixed"
         return joined

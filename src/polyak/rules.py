@@ -105,6 +105,7 @@ def canonical_coefficients(convention, eta, beta, *, nesterov=False, dampening=0
         True for the first step of a fresh run (torch's undamped b₁ = g₁).
     """
     convention = resolve_convention(convention)
+    check_form(convention, dampening, nesterov)
     eta, beta = np.broadcast_arrays(np.asarray(eta, dtype=float), np.asarray(beta, dtype=float))
     zero, one = np.zeros_like(eta), np.ones_like(eta)
     if convention in LR_INSIDE_VELOCITY:
@@ -114,22 +115,19 @@ def canonical_coefficients(convention, eta, beta, *, nesterov=False, dampening=0
         a = one if first_step and convention == UNDAMPED_FIRST_STEP else (1.0 - dampening) * one
         k = beta * eta if nesterov else eta
     e = eta if nesterov else zero
-    return Coefficients(a, k, e)
+    return Coefficients(*(np.asarray(v, dtype=float) for v in (a, k, e)))
 
 
 def check_form(convention, dampening, nesterov):
-    """The dampening as a float, after checking that the form exists in `convention`.
+    """ValueError/TypeError unless this form of the update exists in `convention`.
 
     Dampening is torch's alone and excludes nesterov; MXNet's NAG is Keras' form (use
-    "goodfellow"). ValueError/TypeError otherwise.
+    "goodfellow"). `convention` is a canonical name (:func:`resolve_convention`).
     """
-    if np.ndim(dampening) != 0 or not 0 <= float(finite_real_array(dampening, "dampening")) <= 1:
-        raise ValueError(f"dampening must be a number in [0, 1]; got {dampening!r}")
-    dampening = float(dampening)
-    if dampening and convention != "torch":
-        raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
     if not isinstance(nesterov, (bool, np.bool_)):
         raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
+    if dampening and convention != "torch":
+        raise ValueError(f"dampening is PyTorch's parameter: use convention='torch' (got convention={convention!r})")
     if nesterov and dampening:
         raise ValueError(f"nesterov momentum requires zero dampening; got dampening={dampening}")
     if nesterov and convention == "mxnet":
@@ -138,7 +136,13 @@ def check_form(convention, dampening, nesterov):
             "the look-ahead point x - beta*v, a change of variables of Keras' form; use "
             "convention='goodfellow' (its iterates are MXNet NAG's look-ahead points)"
         )
-    return dampening
+
+
+def as_dampening(value):
+    """Torch's dampening τ as a float in [0, 1]; ValueError otherwise."""
+    if np.ndim(value) != 0 or not 0 <= float(finite_real_array(value, "dampening")) <= 1:
+        raise ValueError(f"dampening must be a number in [0, 1]; got {value!r}")
+    return float(value)
 
 
 def _hyperparameter(value, name):
@@ -174,7 +178,8 @@ class _Rule:
         if lr.ndim and beta.ndim and lr.size != beta.size:
             raise ValueError(f"lr and beta arrays must have the same length (one per problem); got {lr.size} and {beta.size}")
         convention = resolve_convention(convention)
-        dampening = check_form(convention, dampening, nesterov)
+        dampening = as_dampening(dampening)
+        check_form(convention, dampening, nesterov)
         if nesterov and not np.all(beta > 0):
             raise ValueError("nesterov momentum requires beta > 0")
         if schedule is not None:
@@ -221,11 +226,6 @@ class _Rule:
     @property
     def has_velocity(self):
         return True
-
-    @property
-    def lr_inside_velocity(self):
-        """True for the conventions whose velocity carries the learning rate (mxnet, goodfellow)."""
-        return self.convention in LR_INSIDE_VELOCITY
 
     @property
     def velocity_sign(self):

@@ -9,9 +9,19 @@ cdef extern from *:
     """
     /* Which instruction-set levels the running CPU (and its operating system, which must
        save the wider registers) supports; GCC's and Clang's __builtin_cpu_supports check
-       both. Levels as in setup.py: x86-64-v3 = AVX2 + FMA + BMI1/2, x86-64-v4 = AVX-512
-       F/BW/CD/DQ/VL. */
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+       both. GCC 12 and later know the levels by name (x86-64-v3: AVX, AVX2, BMI1/2, F16C,
+       FMA, LZCNT, MOVBE, XSAVE; x86-64-v4: and AVX-512 F/BW/CD/DQ/VL); other compilers are
+       asked for the features the kernels can use. */
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__)
+    static int polyak_cpu_has_v3(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("x86-64-v3");
+    }
+    static int polyak_cpu_has_v4(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("x86-64-v4");
+    }
+    #elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     static int polyak_cpu_has_v3(void) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2")
@@ -47,6 +57,12 @@ def built_levels():
     """The instruction-set levels the kernels were compiled for, lowest first."""
     cdef bytes levels = _openmp.POLYAK_CPU_LEVELS
     return tuple(levels.decode("ascii").split(","))
+
+
+def asked_levels():
+    """The build's POLYAK_CPU_LEVELS switch, split ("" when it was not set: every level)."""
+    cdef bytes asked = _openmp.POLYAK_CPU_LEVELS_ASKED
+    return tuple(name.strip() for name in asked.decode("ascii").split(",") if name.strip())
 
 
 def cpu_supports(level):

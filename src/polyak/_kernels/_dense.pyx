@@ -13,7 +13,8 @@ The canonical update of ``_diagonal.pyx`` with the gradient g = Qx + c:
 
 Both record f(x_t) = b + Σᵢ xᵢ(½(Qx)ᵢ + cᵢ) from the product they compute anyway, check
 divergence after every CHECK_EVERY-th step and the last, and stop a diverged configuration
-there (its later records are NaN). ``polyak.reference.momentum_dense`` is their NumPy twin.
+there (its later records are NaN). ``polyak.reference.momentum`` with
+``polyak.reference.quadratic_gradient`` is their NumPy twin.
 """
 
 from cython cimport floating
@@ -272,7 +273,7 @@ def run_dense_shared(*, const floating[:, ::1] Q, const floating[:, ::1] c,
                      double bound, int n_threads):
     """The canonical update for B configurations sharing Q (n, n); g (B, n) is workspace.
 
-    NumPy equivalent: ``polyak.reference.momentum_dense``. Other arguments as
+    NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient). Other arguments as
     ``polyak._kernels._diagonal.run_diagonal``. The BLAS threads the product and the update
     runs on the calling thread; `n_threads` is not used. (Measured on 2 cores, B = n = 512:
     cutting the batch into one block per OpenMP thread, each calling the BLAS, ran at 55–73 %
@@ -332,7 +333,7 @@ def run_dense_batched(*, const floating[:, :, ::1] Q, const floating[:, ::1] c,
                       Py_ssize_t every, double bound, int n_threads):
     """The canonical update for B configurations whose problems have their own Q (P, n, n).
 
-    NumPy equivalent: ``polyak.reference.momentum_dense``; g (B, n) is workspace. Other
+    NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient); g (B, n) is workspace. Other
     arguments as ``polyak._kernels._diagonal.run_diagonal``.
     """
     cdef Py_ssize_t p, q

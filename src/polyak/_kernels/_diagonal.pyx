@@ -7,7 +7,8 @@ update, which a plan stores as a row of coefficients per configuration (``_commo
     u_t = β u_{t-1} + a_t g_t
     x_t = x_{t-1} − k_t u_t − e_t g_t
 
-``polyak.reference.momentum_diagonal`` is the NumPy twin of ``run_diagonal``.
+``polyak.reference.momentum`` with ``polyak.reference.quadratic_gradient`` is the NumPy twin of
+``run_diagonal``.
 
 Loop order: configurations in parallel (one thread owns a configuration, so sums within it
 run in a fixed order whatever the thread count); within a configuration, a block of BLOCK
@@ -364,7 +365,7 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                  Py_ssize_t every, double bound, int n_threads):
     """Runs the canonical update for B configurations (see the module docstring).
 
-    NumPy equivalent: ``polyak.reference.momentum_diagonal``. Configuration p runs problem
+    NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient). Configuration p runs problem
     q = problem_index[p] (lam[q], c[q], b[q]: (P, n), (P, n), (P,)) with coefficients[p]
     (a row of the plan's table, see _common.pxd) and the per-step multipliers `schedule`
     (T of them, or one for all steps), from x0[p] and u0[p] (one row: shared; u0 of no rows:

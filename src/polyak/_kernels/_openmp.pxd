@@ -18,9 +18,13 @@ cdef extern from *:
     #ifndef POLYAK_CPU_LEVELS
     #define POLYAK_CPU_LEVELS "baseline"
     #endif
+    #ifndef POLYAK_CPU_LEVELS_ASKED
+    #define POLYAK_CPU_LEVELS_ASKED ""
+    #endif
     """
     const int POLYAK_HAVE_OPENMP
     const char* POLYAK_COMPILE_ARGS
     const char* POLYAK_CPU_LEVEL
     const char* POLYAK_CPU_LEVELS
+    const char* POLYAK_CPU_LEVELS_ASKED
     int omp_get_max_threads() noexcept nogil

@@ -13,7 +13,7 @@ After every minibatch that brings the count of examples seen to a multiple of
 checked after every CHECK_EVERY-th step and the last: beyond the bound (or NaN), the
 configuration stops there and its later records are NaN. Every configuration sees the same
 minibatches; sums run in a fixed order, so results do not depend on the thread count.
-``polyak.reference.minibatch_linear_regression`` is the NumPy twin.
+``polyak.reference.momentum`` with ``polyak.reference.minibatch_gradient`` is the NumPy twin.
 """
 
 from cython cimport floating
@@ -109,7 +109,7 @@ def train_linear(*, const floating[:, ::1] X, const floating[::1] y,
                  unsigned char[::1] diverged, Py_ssize_t steps, double bound, int n_threads):
     """Train B configurations (see the module docstring).
 
-    NumPy equivalent: ``polyak.reference.minibatch_linear_regression``. X (N, d) with
+    NumPy equivalent: ``polyak.reference.momentum`` (minibatch_gradient). X (N, d) with
     d <= 64, y (N,), order (epochs, N) (each row a permutation of the examples); x0, u0, x, u:
     θ = (w, b), of d + 1 entries, as in ``polyak._kernels._diagonal.run_diagonal``; loss
     (B, K) with K the number of records; `steps` minibatch steps, at most epochs · M.
