@@ -21,6 +21,10 @@ Build switches (environment variables, read at build time):
 - ``POLYAK_NATIVE=1``: also build a ``native`` level for the building machine's own
   instruction set (``-march=native``), preferred at import. Such a build can crash with an
   illegal instruction on another machine: use it only where it is built.
+
+Each level's module is compiled from a two-line stub that setup.py writes beside the kernel's
+.pyx (``_diagonal_x86_64_v3.pyx`` includes ``_diagonal.pyx``); the stubs are git-ignored and
+left out of the wheel.
 """
 
 import os
@@ -143,6 +147,9 @@ def inlining_flags():
 def cpu_levels():
     """{level: (module suffix, flags)} for the levels this build makes, baseline first."""
     if not _compiles(X86_GNU_PROBE, []):
+        if _env_flag("POLYAK_NATIVE") or os.environ.get("POLYAK_CPU_LEVELS", "").strip():
+            warnings.warn("polyak: POLYAK_NATIVE and POLYAK_CPU_LEVELS apply to x86-64 with GCC or Clang; "
+                          "this build makes the baseline only")
         return {"baseline": ("", [])}  # other architectures and compilers: their default target
     wanted = os.environ.get("POLYAK_CPU_LEVELS", "").strip()
     names = [name.strip() for name in wanted.split(",") if name.strip()] if wanted else list(X86_LEVELS)

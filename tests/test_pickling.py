@@ -317,3 +317,17 @@ def test_shallow_copy_shares_the_parameters():
         np.testing.assert_array_equal(buffer, expected)
     shallow.lr = 0.01
     assert original.lr == 0.05
+
+
+def test_a_restored_problem_is_checked():
+    from polyak import least_squares, problems
+
+    with pytest.raises(ValueError, match=r"arrays do not fit together: lam \(1, 1\)"):
+        problems._restore(problems.DiagonalQuadratic, dict(lam=np.ones((1, 1)), c=np.zeros((1, 4)), b=np.zeros(1),
+                                                           batched=False))
+    with pytest.raises(ValueError, match=r"a MinibatchLeastSquares needs X \(N, d <= 64\)"):
+        least_squares._restore(dict(X=np.ones((5, 100)), y=np.ones(5), order=np.zeros((1, 5), np.int64),
+                                    minibatch_size=2, record_every=2))
+    with pytest.raises(ValueError, match=r"order \(epochs, N\) of indices below N"):
+        least_squares._restore(dict(X=np.ones((5, 2)), y=np.ones(5), order=np.full((1, 5), 7, np.int64),
+                                    minibatch_size=2, record_every=2))
