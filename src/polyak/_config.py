@@ -61,7 +61,8 @@ def level():
 
 @contextlib.contextmanager
 def use_level(name):
-    """Run the kernels of level `name` inside the block (benchmarks compare levels with it)."""
+    """Run the kernels of level `name` inside the block (benchmarks and tests compare levels
+    with it). It switches the level for the whole process: not for use from several threads."""
     global _level
     if name not in supported_levels():
         raise ValueError(f"level {name!r} is not built or not supported here; available: {supported_levels()}")
