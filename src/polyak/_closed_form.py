@@ -59,8 +59,8 @@ def run(plan):
     lam = np.broadcast_to(lam[index] if lam.shape[0] > 1 else lam, (B, n))
     c, b = problem.c.astype(np.float64)[index], problem.b.astype(np.float64)[index]
     basis = _Basis(rotation)
-    iterates = _Iterates(plan, lam, basis.into(c), basis.into(np.broadcast_to(plan.x0, (B, n))),
-                         basis.into(_start_velocity(plan, B, n)))
+    x0, u0 = plan.start(np.float64)
+    iterates = _Iterates(plan, lam, basis.into(c), basis.into(x0), basis.into(u0))
 
     z, u = iterates.at(plan.steps)
     x = basis.back(z)
@@ -124,10 +124,6 @@ class _Iterates:
             z, u = _advance(table, self.multiplier, lam, c, z, u, 1, first_step=True)
             t -= 1
         return _advance(table, self.multiplier, lam, c, z, u, t, first_step=False)
-
-
-def _start_velocity(plan, B, n):
-    return np.zeros((B, n)) if plan.u0.shape[0] == 0 else np.broadcast_to(plan.u0, (B, n)).astype(np.float64)
 
 
 class _Basis:

@@ -36,7 +36,6 @@ class _Outputs(NamedTuple):
     u: np.ndarray
     loss: np.ndarray  # or None
     trajectory: np.ndarray  # or None
-    recorded_at: np.ndarray
     steps_taken: np.ndarray
     diverged: np.ndarray
     n_threads: int
@@ -80,7 +79,7 @@ def execute(plan, implementation="kernel", *, n_threads=None):
         np.negative(out.u, out=out.u)
     result = Result(
         x=out.x, velocity=out.u if has_velocity else None, loss=out.loss, trajectory=out.trajectory,
-        recorded_at=out.recorded_at, diverged=out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged,
+        recorded_at=plan.recorded_at, diverged=out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged,
         steps_taken=out.steps_taken, steps=plan.steps, implementation=implementation, n_threads=out.n_threads,
         seconds=seconds, level=level() if implementation == "kernel" else None,
     )
@@ -114,8 +113,7 @@ def _state(plan, dtype):
 
 def _outputs(plan, state, n_threads):
     return _Outputs(state["x"], state["u"], state["loss"] if "loss" in plan.record else None,
-                    state["trajectory"] if "trajectory" in plan.record else None, plan.recorded_at,
-                    state["steps_taken"], state["diverged"], n_threads)
+                    state["trajectory"] if "trajectory" in plan.record else None, state["steps_taken"], state["diverged"], n_threads)
 
 
 def _diagonal_kernel(plan, n_threads):
@@ -146,25 +144,16 @@ def _least_squares_kernel(plan, n_threads):
     kernels("_train").train_linear(X=_as(problem.X, dtype), y=_as(problem.y, dtype), order=problem.order,
                                    batch_size=problem.minibatch_size, record_every=problem.record_every,
                                    n_threads=n_threads, **state)
-    state["trajectory"] = None
     return _outputs(plan, state, n_threads)
 
 
-def _reference_start(plan):
-    B, n, dtype = len(plan), plan.dim, plan.dtype
-    x = np.array(np.broadcast_to(plan.x0, (B, n)), dtype=dtype, order="C")
-    u = np.zeros((B, n), dtype) if plan.u0.shape[0] == 0 else np.array(np.broadcast_to(plan.u0, (B, n)), dtype=dtype,
-                                                                       order="C")
-    return x, u
-
-
 def _run_reference(plan, gradient, value):
-    x, u = _reference_start(plan)
+    x, u = plan.start(plan.dtype)
     loss, trajectory, steps_taken, diverged = reference.momentum(
         gradient, x, u, plan.coefficients.astype(plan.dtype), plan.schedule.astype(plan.dtype), plan.steps,
         value=value if "loss" in plan.record else None, recorded_at=plan.recorded_at,
         trajectory="trajectory" in plan.record, bound=plan.divergence_bound)
-    return _Outputs(x, u, loss, trajectory, plan.recorded_at, steps_taken, diverged, 1)
+    return _Outputs(x, u, loss, trajectory, steps_taken, diverged, 1)
 
 
 def _quadratic_reference(plan, n_threads):
@@ -181,7 +170,7 @@ def _least_squares_reference(plan, n_threads):
 
 def _quadratic_closed_form(plan, n_threads):
     x, u, loss, trajectory, steps_taken, diverged = _closed_form.run(plan)
-    return _Outputs(x, u, loss, trajectory, plan.recorded_at, steps_taken, diverged, 1)
+    return _Outputs(x, u, loss, trajectory, steps_taken, diverged, 1)
 
 
 _TABLE = {

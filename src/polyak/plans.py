@@ -170,6 +170,15 @@ class Plan:
         """n, the number of coordinates of each configuration."""
         return self.x0.shape[1]
 
+    def start(self, dtype):
+        """(x, u): every configuration's starting point and canonical velocity, (B, n) each,
+        as new C-ordered arrays of `dtype` (u zero where the plan has no u0)."""
+        shape = (len(self), self.dim)
+        x = np.array(np.broadcast_to(self.x0, shape), dtype=dtype, order="C")
+        u = np.zeros(shape, dtype) if self.u0.shape[0] == 0 else np.array(np.broadcast_to(self.u0, shape),
+                                                                         dtype=dtype, order="C")
+        return x, u
+
     def __repr__(self):
         recorded = f", record={list(self.record)} every {self.every}" if self.record else ""
         configurations = "1 configuration" if len(self) == 1 else f"{len(self)} configurations"
