@@ -253,7 +253,11 @@ def test_closed_form_stops_where_the_kernel_stops(variant):
     np.testing.assert_array_equal(ran.diverged, [False, True, True])
     np.testing.assert_array_equal(exact.diverged, ran.diverged)
     np.testing.assert_array_equal(exact.steps_taken, ran.steps_taken)
-    assert np.all(ran.steps_taken[1:] % 128 == 0) and ran.steps_taken[0] == 2000
+    assert ran.steps_taken[0] == 2000 and ran.diverged_at[0] == -1
+    for i in (1, 2):  # the iterate at diverged_at is the first beyond the bound, in closed form
+        before, at = (polyak.run(problem, rule, np.ones(6), int(t), implementation="closed-form",
+                                 divergence_bound=1e300).x[i] for t in (ran.steps_taken[i], ran.diverged_at[i]))
+        assert np.max(np.abs(before)) <= 1e100 < np.max(np.abs(at))
     for name in ("loss", "trajectory"):
         np.testing.assert_array_equal(np.isnan(getattr(exact, name)), np.isnan(getattr(ran, name)))
     np.testing.assert_allclose(exact.x, ran.x, rtol=1e-6)  # diverged ones grow every rounding error

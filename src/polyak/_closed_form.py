@@ -40,10 +40,12 @@ def constant_multiplier(plan):
 def run(plan):
     """x, u, records and steps taken of a quadratic plan, in float64: see the module docstring.
 
-    As the kernels do, a configuration stops at the first check (after every CHECK_EVERY-th
-    step and the last) where some |xᵢ| is beyond the plan's bound or NaN: its x and u are
-    those of that step, its later records NaN. The checks are evaluated in closed form too,
-    one by one, for the configurations whose last iterate is beyond the bound.
+    As the kernels do, a configuration has diverged at the first check (after every
+    CHECK_EVERY-th step and the last) where some |xᵢ| is beyond the plan's bound or NaN, and
+    stops at the last step before the first of that check's interval whose x is beyond the
+    bound: its x and u are those of that step, its later records NaN. The checks and the
+    steps of that interval are evaluated in closed form too, one by one, for the
+    configurations whose last iterate is beyond the bound.
     Returns (x, u, loss, trajectory, steps_taken, diverged).
     """
     problem, index = plan.problem, plan.problem_index
@@ -67,9 +69,11 @@ def run(plan):
     steps_taken = np.full(B, plan.steps, np.int64)
     beyond = ~_within(x, plan.divergence_bound)
     if beyond.any():
-        steps_taken[beyond] = _first_check_beyond(plan, iterates, basis, np.flatnonzero(beyond))
-        for t in np.unique(steps_taken[beyond & (steps_taken < plan.steps)]):
-            rows = np.flatnonzero(steps_taken == t)
+        rows = np.flatnonzero(beyond)
+        steps_taken[rows] = _last_within(plan, iterates, basis, rows,
+                                         _first_check_beyond(plan, iterates, basis, rows))
+        for t in np.unique(steps_taken[rows]):
+            rows = np.flatnonzero(beyond & (steps_taken == t))
             z[rows], u[rows] = iterates.at(int(t), rows)
         x = basis.back(z)
 
@@ -104,6 +108,26 @@ def _first_check_beyond(plan, iterates, basis, rows):
         if not waiting.any():
             break
     return stops
+
+
+def _last_within(plan, iterates, basis, rows, checks):
+    """For each of `rows`, found beyond the bound at the check after step checks[i]: the last
+    step, before the first of that check's interval whose x is beyond the bound."""
+    starts = (checks - 1) // CHECK_EVERY * CHECK_EVERY
+    last = checks - 1
+    waiting = np.ones(rows.size, bool)
+    for offset in range(1, CHECK_EVERY + 1):
+        t = starts + offset
+        waiting &= t <= checks
+        for step in np.unique(t[waiting]):
+            group = np.flatnonzero(waiting & (t == step))
+            z, _ = iterates.at(int(step), rows[group])
+            found = group[~_within(basis.back(z, rows[group]), plan.divergence_bound)]
+            last[found] = step - 1
+            waiting[found] = False
+        if not waiting.any():
+            break
+    return last
 
 
 class _Iterates:

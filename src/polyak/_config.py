@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import os
 import platform
+import threading
 
 import numpy as np
 import scipy
@@ -17,7 +18,8 @@ import scipy
 from polyak._validation import as_int
 from polyak._version import __version__
 
-#: The most threads a kernel may be asked for (OpenMP fails hard when it cannot create them).
+#: The most threads a kernel may be asked for. A request is then reduced to the CPUs this
+#: process may run on (:func:`available_cpus`): more would only take turns on them.
 MAX_THREADS = 1024
 #: The environment variable that forces an instruction-set level.
 LEVEL_VARIABLE = "POLYAK_CPU_LEVEL"
@@ -108,13 +110,56 @@ def show_config(print_out=True):
     return config
 
 
-def resolve_threads(n_threads):
-    """The thread count for a parallel kernel: `n_threads` (>= 1), or the OpenMP default for None.
+def available_cpus():
+    """The CPUs this process may run on (its affinity mask; os.cpu_count() where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
-    Without OpenMP every kernel runs on one thread, whatever is asked.
+
+def resolve_threads(n_threads):
+    """The thread count for a parallel kernel.
+
+    `n_threads` (an integer from 1 to MAX_THREADS), or for None the OpenMP default
+    (OMP_NUM_THREADS, else the number of cores), reduced to :func:`available_cpus`: more
+    threads than CPUs would only take turns, and a request the system cannot honour would
+    abort the process inside the OpenMP runtime. Without OpenMP every kernel runs on one
+    thread. Before a count is used for the first time, the process checks that it can start
+    that many threads: a RuntimeError if it cannot (e.g. under a limit on processes).
     """
     build = _build()
-    if n_threads is None:
-        return build.max_threads()
-    n_threads = as_int(n_threads, "n_threads", minimum=1, maximum=MAX_THREADS)
-    return n_threads if build.openmp_enabled() else 1
+    if n_threads is not None:
+        n_threads = as_int(n_threads, "n_threads", minimum=1, maximum=MAX_THREADS)
+    if not build.openmp_enabled():
+        return 1
+    requested = build.max_threads() if n_threads is None else n_threads
+    threads = max(1, min(requested, available_cpus()))
+    _require_threads(threads)
+    return threads
+
+
+_started = {"most": 1}  # the most threads this process has shown it can start
+_started_lock = threading.Lock()
+
+
+def _require_threads(count):
+    """RuntimeError unless `count` − 1 more threads can be started now (checked once per count)."""
+    with _started_lock:
+        if count <= _started["most"]:
+            return
+        release = threading.Event()
+        started = []
+        try:
+            for _ in range(count - 1):
+                thread = threading.Thread(target=release.wait, daemon=True)
+                thread.start()
+                started.append(thread)
+        except RuntimeError as error:
+            raise RuntimeError(f"n_threads: this process cannot start {count} threads ({error}); ask for "
+                               f"fewer with n_threads= or OMP_NUM_THREADS") from None
+        finally:
+            release.set()
+            for thread in started:
+                thread.join()
+        _started["most"] = count

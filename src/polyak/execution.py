@@ -12,6 +12,8 @@ least-squares   _train.train_linear         reference.momentum              —
 The kernels are those of the instruction-set level in use (``polyak.show_config()``).
 """
 
+import concurrent.futures
+import threading
 import time
 from typing import NamedTuple
 
@@ -19,6 +21,8 @@ import numpy as np
 
 from polyak import _closed_form, reference
 from polyak._config import kernels, level, resolve_threads
+from polyak._memory import require_memory
+from polyak._stability import stability
 from polyak._validation import FLOAT_DTYPES
 from polyak.plans import Plan
 from polyak.results import Result
@@ -29,6 +33,9 @@ __all__ = ["execute", "IMPLEMENTATIONS"]
 IMPLEMENTATIONS = ("kernel", "reference", "closed-form")
 #: BLAS sizes are 32-bit integers (scipy.linalg.cython_blas).
 _BLAS_LIMIT = 2**31 - 1
+#: Kernel runs with less work than this (multiply-adds, about 10 ms) run on the calling thread;
+#: longer ones on a worker thread, so that the caller can be interrupted (Ctrl-C).
+_INTERRUPTIBLE_WORK = 10**8
 
 
 class _Outputs(NamedTuple):
@@ -55,10 +62,15 @@ def execute(plan, implementation="kernel", *, n_threads=None):
         the number of steps, in float64; a configuration that diverges stops at the same
         check as in a run).
     n_threads : int, optional
-        Threads over configurations (1 to 1024; at most B are used); the OpenMP default
-        (OMP_NUM_THREADS) when None. Results do not depend on it. A dense Q shared by all
-        configurations is the exception: the BLAS threads its one product per step (its
-        own setting, e.g. OPENBLAS_NUM_THREADS) and the rest runs on one thread.
+        Threads over configurations (1 to 1024, reduced to the CPUs this process may use and
+        to B); the OpenMP default (OMP_NUM_THREADS, reduced the same way) when None. Results
+        do not depend on it. A dense Q shared by all configurations is the exception: the
+        BLAS threads its one product per step (its own setting, e.g. OPENBLAS_NUM_THREADS)
+        and the rest runs on one thread.
+
+    Before it allocates, the run estimates the memory it needs: more than the machine has
+    available is a MemoryError that says how much and what to change. A long kernel run
+    can be interrupted (Ctrl-C: KeyboardInterrupt within a fraction of a second).
     """
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a polyak.Plan (from polyak.plan); got {type(plan).__name__}")
@@ -71,19 +83,69 @@ def execute(plan, implementation="kernel", *, n_threads=None):
         raise ValueError(f"a {plan.kind} plan runs with implementation {' or '.join(map(repr, available))}, "
                          f"not {implementation!r}")
     threads = min(resolve_threads(n_threads), len(plan))  # more threads than configurations would idle
+    _require_memory(plan, implementation)
     start = time.perf_counter()
     out = runner(plan, threads)
     seconds = time.perf_counter() - start
     has_velocity = plan.has_velocity and (plan.buffer_at_start or plan.steps > 0)
     if has_velocity and plan.velocity_sign < 0:
         np.negative(out.u, out=out.u)
+    diverged = out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged
     result = Result(
         x=out.x, velocity=out.u if has_velocity else None, loss=out.loss, trajectory=out.trajectory,
-        recorded_at=plan.recorded_at, diverged=out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged,
+        recorded_at=plan.recorded_at, diverged=diverged, diverged_at=np.where(diverged, out.steps_taken + 1, -1),
         steps_taken=out.steps_taken, steps=plan.steps, implementation=implementation, n_threads=out.n_threads,
-        seconds=seconds, level=level() if implementation == "kernel" else None,
+        seconds=seconds, level=level() if implementation == "kernel" else None, unstable=stability(plan),
     )
     return result if plan.batched else result.unbatched()
+
+
+def _work(plan):
+    """Multiply-adds of a run, roughly: configurations × steps × the cost of a step."""
+    per_step = {"diagonal": plan.dim, "dense": plan.dim**2, "dense-shared": plan.dim**2,
+                "least-squares": plan.dim * getattr(plan.problem, "minibatch_size", 1)}[plan.kind]
+    return len(plan) * max(plan.steps, 1) * per_step
+
+
+def _nbytes(plan, implementation):
+    """The memory a run allocates, roughly: outputs, records, the kernels' workspace or the
+    NumPy implementations' temporaries."""
+    B, n, K = len(plan), plan.dim, plan.recorded_at.size
+    itemsize = np.dtype(plan.dtype).itemsize
+    per_configuration = {"kernel": 2 * n + (3 * n if plan.kind.startswith("dense") else 0),
+                         "reference": 8 * n, "closed-form": 24 * n}[implementation]
+    records = K * (("loss" in plan.record) + n * ("trajectory" in plan.record))
+    return float(B) * ((per_configuration + records) * itemsize + 16)
+
+
+def _require_memory(plan, implementation):
+    advice = ["record less often (every=)" if plan.record else None,
+              "float32 (dtype=np.float32)" if np.dtype(plan.dtype).itemsize > 4 else None,
+              "fewer configurations at a time (Plan.split)"]
+    require_memory(_nbytes(plan, implementation), "this run", advice)
+
+
+_workers = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyak-kernel")
+
+
+def _call_kernel(function, work, **arguments):
+    """function(**arguments, stop=flag): a kernel, run where Ctrl-C can stop it.
+
+    A kernel holds the thread that calls it until it returns, and Python handles signals on
+    the main thread only between bytecodes. Long runs therefore go to a worker thread while
+    the caller waits; on KeyboardInterrupt the caller raises the flag, which the kernel
+    checks between pieces of work well under a second long, waits for it, and re-raises.
+    """
+    stop = np.zeros(1, np.intc)
+    if work < _INTERRUPTIBLE_WORK or threading.current_thread() is not threading.main_thread():
+        return function(**arguments, stop=stop)  # short, or not where signals arrive
+    future = _workers.submit(function, **arguments, stop=stop)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        stop[0] = 1
+        concurrent.futures.wait([future])
+        raise
 
 
 def _as(array, dtype):
@@ -119,8 +181,8 @@ def _outputs(plan, state, n_threads):
 def _diagonal_kernel(plan, n_threads):
     dtype, problem = _kernel_dtype(plan), plan.problem
     state = _state(plan, dtype)
-    kernels("_diagonal").run_diagonal(lam=_as(problem.lam, dtype), c=_as(problem.c, dtype),
-                                      b=_as(problem.b, dtype), every=plan.every, n_threads=n_threads, **state)
+    _call_kernel(kernels("_diagonal").run_diagonal, _work(plan), lam=_as(problem.lam, dtype),
+                 c=_as(problem.c, dtype), b=_as(problem.b, dtype), every=plan.every, n_threads=n_threads, **state)
     return _outputs(plan, state, n_threads)
 
 
@@ -132,8 +194,9 @@ def _dense_kernel(plan, n_threads):
     module = kernels("_dense")
     run = module.run_dense_shared if problem.shared else module.run_dense_batched
     n_threads = 1 if problem.shared else n_threads  # the BLAS threads the shared product
-    run(Q=_as(problem.Q, dtype), c=_as(problem.c, dtype), b=_as(problem.b, dtype),
-        g=np.empty((len(plan), plan.dim), dtype), every=plan.every, n_threads=n_threads, **state)
+    _call_kernel(run, _work(plan), Q=_as(problem.Q, dtype), c=_as(problem.c, dtype), b=_as(problem.b, dtype),
+                 g=np.empty((len(plan), plan.dim), dtype), saved=np.empty((len(plan), 2 * plan.dim), dtype),
+                 every=plan.every, n_threads=n_threads, **state)
     return _outputs(plan, state, n_threads)
 
 
@@ -141,9 +204,9 @@ def _least_squares_kernel(plan, n_threads):
     dtype, problem = _kernel_dtype(plan), plan.problem
     state = _state(plan, dtype)
     del state["trajectory"], state["problem_index"]  # one problem, no trajectory
-    kernels("_train").train_linear(X=_as(problem.X, dtype), y=_as(problem.y, dtype), order=problem.order,
-                                   batch_size=problem.minibatch_size, record_every=problem.record_every,
-                                   n_threads=n_threads, **state)
+    _call_kernel(kernels("_train").train_linear, _work(plan), X=_as(problem.X, dtype), y=_as(problem.y, dtype),
+                 order=problem.order, batch_size=problem.minibatch_size, record_every=problem.record_every,
+                 n_threads=n_threads, **state)
     return _outputs(plan, state, n_threads)
 
 

@@ -16,10 +16,9 @@ pieces (:meth:`Plan.split`).
 (2, [1, 1])
 """
 
-import os
-
 import numpy as np
 
+from polyak._memory import require_memory
 from polyak._validation import FLOAT_DTYPES, as_int, finite_real_array, require_shape, resolve_dtype
 from polyak.least_squares import MinibatchLeastSquares
 from polyak.problems import Quadratic
@@ -264,9 +263,14 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
     for name, values in dict(lr=rule.lr, beta=rule.beta, **operands, x0=x0, v0=v0, schedule=schedule).items():
         if values is not None:
             _require_representable(values, name, dtype)
+    per_record = ("loss" in recorded) + n * ("trajectory" in recorded)
+    records = float(steps // every + 1 if isinstance(problem, Quadratic) else steps + 1) if recorded else 0.0
+    require_memory(float(B) * (len(COLUMNS) * 8 + 16 + dtype.itemsize * (2 * n + per_record * records))
+                   + 8 * records, "this plan and its run's outputs",
+                   ["fewer records (every=k, or record only 'loss')" if recorded else None,
+                    "float32 (dtype=np.float32)" if dtype.itemsize > 4 else None,
+                    "fewer configurations at a time"])
     recorded_at = problem.record_steps(steps, every) if recorded else np.zeros(0, np.int64)
-    per_record = (B if "loss" in recorded else 0) + (B * n if "trajectory" in recorded else 0)
-    _require_memory(dtype.itemsize * float(per_record) * recorded_at.size)
     return Plan(
         kind=problem.plan_kind,
         problem=problem,
@@ -356,17 +360,4 @@ def _require_representable(values, name, dtype):
         raise ValueError(
             f"{name} has values that {dtype} cannot represent (e.g. {values[lost].flat[0]:g}): its finite "
             f"nonzero range is {np.finfo(dtype).tiny:g} to {np.finfo(dtype).max:g} in magnitude"
-        )
-
-
-def _require_memory(nbytes):
-    # a recording that cannot fit is an error now, not an out-of-memory kill later
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return
-    if nbytes > physical // 2:
-        raise ValueError(
-            f"the recording would take {nbytes / 2**30:.1f} GiB, more than half of this machine's "
-            f"{physical / 2**30:.1f} GiB; record less often (every=k), record only 'loss', or run fewer problems"
         )

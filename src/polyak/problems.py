@@ -204,6 +204,10 @@ class Quadratic:
         """(λ of shape (P, n) or (1, n) when Q is shared, O or None when Q is diagonal already)."""
         raise NotImplementedError
 
+    def spectrum_bounds(self):
+        """(smallest, largest) eigenvalue of each problem's Q, two arrays (P,) (float64)."""
+        raise NotImplementedError
+
     def _points(self, x):
         # x as (B, n) or (..., n) points, checked against the batch; returns (points, unbatched)
         x = finite_real_array(x, "x")
@@ -282,6 +286,10 @@ class DiagonalQuadratic(Quadratic):
     def eigenbasis(self):
         return self.lam, None
 
+    def spectrum_bounds(self):
+        lam = self.lam.astype(np.float64)
+        return lam.min(axis=1), lam.max(axis=1)
+
     def minimizer(self):
         """x* = −c/λ; needs every eigenvalue λ > 0 (the error names the first that is not)."""
         if not np.all(self.lam > 0):
@@ -327,6 +335,12 @@ class DenseQuadratic(Quadratic):
 
     def _single_curvature(self, points):
         return points @ self.Q  # a single dense problem has one Q, (n, n)
+
+    def spectrum_bounds(self):
+        matrices = self.Q[None] if self.shared else self.Q
+        bounds = np.array([scipy.linalg.eigvalsh(q.astype(np.float64))[[0, -1]] for q in matrices])
+        bounds = np.broadcast_to(bounds, (self.batch_size, 2))
+        return bounds[:, 0], bounds[:, 1]
 
     def eigenbasis(self):
         if self.shared:

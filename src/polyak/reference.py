@@ -93,8 +93,10 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
     ``value(x)`` (when `value` is given) and x (when `trajectory`).
 
     Divergence: after every step that is a multiple of CHECK_EVERY, and after the last, a
-    configuration with some |xᵢ| > bound (or NaN) stops there: its x and u stay as they were
-    at that step and its later records are NaN.
+    configuration with some |xᵢ| > bound (or NaN) has diverged. The steps since the previous
+    check are taken again from the state saved there, checking after each: the configuration
+    stops at the last step before the first whose x is beyond the bound, with that step's x
+    and u, and its later records are NaN.
 
     Returns (loss (B, K) or None, trajectory (B, K, n) or None, steps_taken, diverged).
     """
@@ -105,6 +107,8 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
     steps_taken = np.full(B, steps, np.int64)
     diverged = np.zeros(B, bool)
     stopped = {}  # configuration -> (x, u) at its stop; the arrays run on and are restored at the end
+    scratch = np.empty_like(x)
+    with_e = np.any(table[:, [COLUMNS.index("e_fixed"), COLUMNS.index("e_scaled")]] != 0)  # some e·g term
 
     def record(t):
         for r in np.flatnonzero(recorded_at == t):
@@ -113,10 +117,7 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
             if states is not None:
                 states[:, r] = x
 
-    scratch = np.empty_like(x)
-    with_e = np.any(table[:, [COLUMNS.index("e_fixed"), COLUMNS.index("e_scaled")]] != 0)  # some e·g term
-    record(0)
-    for t in range(steps):
+    def step(x, u, t):
         beta, a, k, e = (v.astype(x.dtype) for v in step_coefficients(table, schedule[t % len(schedule)], t == 0))
         g = gradient(x, t)
         u *= beta                                    # u = β u + a g, in place
@@ -124,11 +125,26 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
         x -= np.multiply(k, u, out=scratch)          # x = x − k u − e g
         if with_e:
             x -= np.multiply(e, g, out=scratch)
-        record(t + 1)
-        if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
-            for p in np.flatnonzero(~np.all(np.abs(x) <= bound, axis=1) & ~diverged):
-                steps_taken[p], diverged[p] = t + 1, True
-                stopped[p] = (x[p].copy(), u[p].copy())
+
+    def within(x):
+        return np.all(np.abs(x) <= bound, axis=1)
+
+    record(0)
+    for start in range(0, steps, CHECK_EVERY):
+        end = min(start + CHECK_EVERY, steps)
+        saved = x.copy(), u.copy()
+        for t in range(start, end):
+            step(x, u, t)
+            record(t + 1)
+        found = ~within(x) & ~diverged
+        if found.any():  # the interval again, for all rows, to find where each went beyond
+            again_x, again_u = saved[0].copy(), saved[1].copy()
+            for t in range(start, end):
+                before = again_x.copy(), again_u.copy()
+                step(again_x, again_u, t)
+                for p in np.flatnonzero(found & ~within(again_x) & ~diverged):
+                    steps_taken[p], diverged[p] = t, True
+                    stopped[p] = (before[0][p], before[1][p])
 
     for p, (x_stop, u_stop) in stopped.items():
         x[p], u[p] = x_stop, u_stop

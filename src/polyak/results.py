@@ -4,7 +4,7 @@ import numpy as np
 
 __all__ = ["Result"]
 
-_ARRAYS = ("x", "velocity", "loss", "trajectory", "diverged", "steps_taken")
+_ARRAYS = ("x", "velocity", "loss", "trajectory", "diverged", "diverged_at", "steps_taken")
 
 
 class Result:
@@ -15,10 +15,12 @@ class Result:
     Attributes
     ----------
     x : ndarray, shape (B, n)
-        The final iterate; for a diverged configuration, the iterate at its stop.
+        The final iterate; for a diverged configuration, the last iterate within the
+        divergence bound (step ``diverged_at − 1``): finite, the state from which it left.
     velocity : ndarray, shape (B, n), or None
-        The velocity in the rule's own convention, usable as `v0` to continue; None for GD,
-        and for the torch convention before its first step (no momentum buffer exists yet).
+        The velocity in the rule's own convention, at the same step as `x`, usable as `v0` to
+        continue; None for GD, and for the torch convention before its first step (no
+        momentum buffer exists yet).
     loss : ndarray, shape (B, K), or None
         The recorded losses (f(xₜ) at t = recorded_at; for training, the loss on the whole
         data set); NaN after a stop.
@@ -27,11 +29,21 @@ class Result:
     recorded_at : ndarray of int, shape (K,)
         The step after which each record was taken (0: the start).
     diverged : ndarray of bool, shape (B,)
-        True where the configuration diverged: at a check (after every 128th step and after
-        the last) some |xᵢ| was beyond the plan's divergence bound, or NaN. It stopped there.
+        True where the configuration diverged: a check (after every 128th step and after the
+        last) found some |xᵢ| beyond the plan's divergence bound, or NaN. A magnitude test:
+        a slowly diverging configuration may stay within the bound for all the steps; see
+        `unstable`.
+    diverged_at : ndarray of int, shape (B,)
+        For a diverged configuration, the first step whose iterate was beyond the bound (the
+        steps since the previous check are taken again, one by one, to find it); −1 where
+        none diverged.
     steps_taken : ndarray of int, shape (B,)
-        The steps each configuration ran: `steps`, or fewer where it diverged before the
-        last check (one found diverged at the last check ran them all: test `diverged`).
+        The step whose state `x` and `velocity` hold: `steps`, or ``diverged_at − 1``.
+    unstable : ndarray of bool, shape (B,), or None
+        For a quadratic run with a constant learning rate: True where the iteration matrix
+        has spectral radius > 1 for some eigenvalue of the problem, i.e. where the iterates
+        grow without bound from almost every start, however few steps were run (evaluated
+        at the extreme eigenvalues, when first read). None for schedules and for training.
     steps : int
         As planned.
     implementation : str
@@ -48,13 +60,29 @@ class Result:
         A concatenation keeps those that all its pieces share.
     """
 
-    def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, steps_taken, steps,
-                 implementation, n_threads, seconds, level=None, extras=None):
+    def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, diverged_at, steps_taken, steps,
+                 implementation, n_threads, seconds, level=None, extras=None, unstable=None):
         self.x, self.velocity, self.loss, self.trajectory = x, velocity, loss, trajectory
         self.recorded_at, self.diverged, self.steps_taken = recorded_at, diverged, steps_taken
+        self.diverged_at = diverged_at
+        self._unstable = unstable  # flags, None, or a callable that computes them (_stability)
         self.steps, self.implementation, self.n_threads, self.seconds = steps, implementation, n_threads, seconds
         self.level = level
         self.extras = dict(extras or {})
+
+    @property
+    def unstable(self):
+        if callable(self._unstable):
+            flags = self._unstable()
+            self._unstable = flags if self.batched else flags[0]
+        return self._unstable
+
+    def __getstate__(self):
+        _ = self.unstable  # computed before pickling: the computation refers to the problem
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def __getattr__(self, name):
         extras = self.__dict__.get("extras", {})
@@ -83,11 +111,11 @@ class Result:
         if np.size(self.diverged) != 1:
             raise ValueError(f"only a result of one configuration can drop its batch axis; this has {np.size(self.diverged)}")
         return self._replace({name: None if getattr(self, name) is None else getattr(self, name)[0]
-                              for name in _ARRAYS}, self.extras)
+                              for name in (*_ARRAYS, "unstable")}, self.extras)
 
     def _replace(self, fields, extras):
-        return Result(**{**{name: getattr(self, name) for name in _ARRAYS}, **fields},
-                      recorded_at=self.recorded_at, steps=self.steps, implementation=self.implementation,
+        fields = {**{name: getattr(self, name) for name in (*_ARRAYS, "unstable")}, **fields}
+        return Result(**fields, recorded_at=self.recorded_at, steps=self.steps, implementation=self.implementation,
                       n_threads=self.n_threads, seconds=self.seconds, level=self.level, extras=extras)
 
     @classmethod
@@ -104,7 +132,7 @@ class Result:
         if any(r.steps != first.steps or not np.array_equal(r.recorded_at, first.recorded_at) for r in results):
             raise ValueError("the results come from different plans (steps or records differ)")
         fields = {}
-        for name in _ARRAYS:
+        for name in (*_ARRAYS, "unstable"):
             values = [getattr(r, name) for r in results]
             if any(v is None for v in values) != all(v is None for v in values):
                 raise ValueError(f"some results have {name} and others do not")

@@ -1,6 +1,19 @@
 # Pieces every kernel shares: the layout of a plan's coefficient table, the per-step
-# coefficients it gives, the run's scalar settings, the divergence test.
+# coefficients it gives, the run's scalar settings, the divergence test, the stop request.
 from cython cimport floating
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    /* The stop request is written by the Python thread that waits for the kernel
+       (polyak.execute, on Ctrl-C) while the kernel's threads read it: an atomic load. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define POLYAK_LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+    #else
+    #define POLYAK_LOAD_RELAXED(p) (*(volatile const int*)(p))
+    #endif
+    """
+    int POLYAK_LOAD_RELAXED(const int* flag) noexcept nogil
 
 cdef enum:
     CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
@@ -29,6 +42,7 @@ cdef struct Settings:
     Py_ssize_t n               # coordinates of a configuration
     Py_ssize_t schedule_stride # 1: schedule[t] per step; 0: one constant multiplier
     double bound               # |x_i| beyond this (or NaN) is divergence
+    const int* stop            # nonzero: stop as soon as possible (the caller was interrupted)
 
 
 cdef inline void step_coefficients(const floating* row, floating multiplier, bint first,
@@ -51,13 +65,35 @@ cdef inline bint within(const floating* x, Py_ssize_t n, floating bound) noexcep
 
 cdef inline Settings settings(Py_ssize_t configurations, Py_ssize_t n, Py_ssize_t steps,
                               Py_ssize_t every, Py_ssize_t records,
-                              Py_ssize_t schedule_length, double bound) noexcept nogil:
+                              Py_ssize_t schedule_length, double bound,
+                              const int* stop) noexcept nogil:
     # a run's Settings from the kernels' keyword arguments and array shapes
     cdef Settings run
     run.configurations, run.n, run.steps, run.every, run.records = configurations, n, steps, every, records
     run.schedule_stride = 0 if schedule_length == 1 else 1
     run.bound = bound
+    run.stop = stop
     return run
+
+
+cdef inline bint stop_requested(const Settings* run) noexcept nogil:
+    # whether the caller asked the kernel to stop (checked between pieces of work that take
+    # well under a second: a check interval of a configuration, a step of a shared product)
+    return POLYAK_LOAD_RELAXED(run.stop) != 0
+
+
+cdef inline void save_state(floating* saved, const floating* x, const floating* u,
+                            Py_ssize_t n) noexcept nogil:
+    # saved[:n] = x; saved[n:2n] = u
+    memcpy(saved, x, n * sizeof(floating))
+    memcpy(saved + n, u, n * sizeof(floating))
+
+
+cdef inline void restore_state(const floating* saved, floating* x, floating* u,
+                               Py_ssize_t n) noexcept nogil:
+    # x = saved[:n]; u = saved[n:2n]
+    memcpy(x, saved, n * sizeof(floating))
+    memcpy(u, saved + n, n * sizeof(floating))
 
 
 cdef inline void start(floating[:, ::1] x, floating[:, ::1] u, const floating[:, ::1] x0,

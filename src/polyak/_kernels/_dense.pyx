@@ -11,9 +11,12 @@ The canonical update of ``_diagonal.pyx`` with the gradient g = Qx + c:
 - ``run_dense_batched``: one Q per problem; configurations in parallel, each with its time
   loop and its own matrix-vector product, g = Σⱼ xⱼ Q[j, :], summed in a fixed order.
 
-Both record f(x_t) = b + Σᵢ xᵢ(½(Qx)ᵢ + cᵢ) from the product they compute anyway, check
-divergence after every CHECK_EVERY-th step and the last, and stop a diverged configuration
-there (its later records are NaN). ``polyak.reference.momentum`` with
+Both record f(x_t) = b + Σᵢ xᵢ(½(Qx)ᵢ + cᵢ) from the product they compute anyway and check
+divergence after every CHECK_EVERY-th step and the last. Each configuration's state is saved
+at the start of every check interval; when a check finds it beyond the bound, its interval is
+run again from there, checked after every step (``_last_within``), and the configuration
+stops at the last step before the first beyond the bound, with that state (its later records
+are NaN). Once every configuration has stopped, the run ends. ``polyak.reference.momentum`` with
 ``polyak.reference.quadratic_gradient`` is their NumPy twin.
 """
 
@@ -24,8 +27,8 @@ from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from polyak._kernels._common cimport (A_FIRST, A_FIXED, A_SCALED, BETA, CHECK_EVERY, E_FIXED,
-                                      E_SCALED, Settings, settings, start, step_coefficients,
-                                      within)
+                                      E_SCALED, Settings, restore_state, save_state, settings,
+                                      start, step_coefficients, stop_requested, within)
 
 # The integer type of scipy.linalg.cython_blas's sizes (``int`` in every SciPy this package
 # supports: tests/test_build.py reads it from SciPy's declarations). Cython checks the
@@ -120,6 +123,33 @@ cdef inline void _mark_unrecorded(floating* loss, floating* trajectory, Py_ssize
                 trajectory[r * n + i] = NAN
 
 
+cdef Py_ssize_t _last_within(const floating* Q, const floating* c, const floating* row,
+                             const floating* schedule, Py_ssize_t t0, Py_ssize_t t_end,
+                             const Settings* run, floating* x, floating* u, floating* g,
+                             floating* saved, bint shared) noexcept nogil:
+    # A check after step t_end found x beyond the bound; `saved` holds (x, u) after step t0.
+    # Runs steps t0..t_end-1 again from there, checking after each, and leaves x, u at the
+    # last step before the first that went beyond; returns that step. The product is the
+    # kernel's own (a one-row BLAS product when Q is shared: it may round unlike the
+    # product over the batch, so the replay agrees with the run to rounding).
+    cdef Py_ssize_t t, n = run.n
+    cdef floating a, k, e
+    restore_state(saved, x, u, n)
+    for t in range(t0, t_end):
+        save_state(saved, x, u, n)
+        if shared:
+            _product(Q, x, g, <blas_int>n, 1, 1, 0)
+        else:
+            _matvec(Q, x, g, n)
+        step_coefficients(row, schedule[t * run.schedule_stride], t == 0, &a, &k, &e)
+        _update(x, u, g, c, n, row[BETA], a, k, e)
+        if not within(x, n, <floating>run.bound):
+            restore_state(saved, x, u, n)
+            return t
+    restore_state(saved, x, u, n)
+    return t_end - 1
+
+
 cdef inline bint _step(floating* x, floating* u, const floating* qx, const floating* c,
                        const floating* row, const floating* schedule, Py_ssize_t t,
                        const Settings* run) noexcept nogil:
@@ -141,11 +171,12 @@ cdef inline floating* _row(floating* records, Py_ssize_t p, Py_ssize_t size) noe
 cdef void _run_shared(const floating* Q, const floating[:, ::1] c, const floating[::1] b,
                       const int64_t[::1] problem_index, const floating[:, ::1] coefficients,
                       const floating* schedule, const Settings* run, floating* x, floating* u,
-                      floating* g, floating* loss, floating* trajectory, int64_t* steps_taken,
-                      unsigned char* diverged) noexcept nogil:
+                      floating* g, floating* saved, floating* loss, floating* trajectory,
+                      int64_t* steps_taken, unsigned char* diverged) noexcept nogil:
     # every configuration, sharing Q, for all the steps: per step one product g = x @ Q for
     # the batch, then each configuration's update while the batch is in cache
-    cdef Py_ssize_t p, t, n = run.n, rows = run.configurations
+    cdef Py_ssize_t p, t, n = run.n, rows = run.configurations, running = rows
+    cdef const floating* linear
     cdef bint record_now
     cdef floating* loss_row
     cdef floating* trajectory_row
@@ -156,7 +187,7 @@ cdef void _run_shared(const floating* Q, const floating[:, ::1] c, const floatin
         diverged[p] = False
     for t in range(run.steps + 1):
         record_now = recording and t % run.every == 0
-        if t == run.steps and not record_now:
+        if (t == run.steps and not record_now) or running == 0 or stop_requested(run):
             break
         if t < run.steps or loss != NULL:
             _product(Q, x, g, <blas_int>n, <blas_int>rows, 1, 0)
@@ -168,11 +199,16 @@ cdef void _run_shared(const floating* Q, const floating[:, ::1] c, const floatin
                         t // run.every, x + p * n, g + p * n, &c[problem_index[p], 0],
                         b[problem_index[p]], n)
             if t < run.steps and not diverged[p]:
-                if _step(x + p * n, u + p * n, g + p * n,
-                         &c[problem_index[p], 0] if has_c else NULL, &coefficients[p, 0],
+                linear = &c[problem_index[p], 0] if has_c else NULL
+                if t % CHECK_EVERY == 0:
+                    save_state(saved + 2 * p * n, x + p * n, u + p * n, n)
+                if _step(x + p * n, u + p * n, g + p * n, linear, &coefficients[p, 0],
                          schedule, t, run):
                     diverged[p] = True
-                    steps_taken[p] = t + 1
+                    running -= 1
+                    steps_taken[p] = _last_within(
+                        Q, linear, &coefficients[p, 0], schedule, t - t % CHECK_EVERY, t + 1,
+                        run, x + p * n, u + p * n, g + p * n, saved + 2 * p * n, True)
     for p in range(rows):
         if diverged[p]:
             _mark_unrecorded(_row(loss, p, run.records), _row(trajectory, p, run.records * n),
@@ -203,13 +239,13 @@ cdef void _run_shared_fused(const floating* Q, const floating[:, ::1] c,
                             const int64_t[::1] problem_index,
                             const floating[:, ::1] coefficients, const floating* schedule,
                             const Settings* run, floating* x, floating* u, floating* w,
-                            floating* trajectory, int64_t* steps_taken,
+                            floating* saved, floating* trajectory, int64_t* steps_taken,
                             unsigned char* diverged) noexcept nogil:
     # _run_shared without an e term or a loss to record, when a_t is the same for every
     # configuration: the BLAS product also makes the new velocity,
     #     w = a_t x @ Q + w   with   w = beta*u_t + a_t*c   (so w = u_{t+1}),
     # which saves the pass that zeroes the product and one array of the update's traffic.
-    cdef Py_ssize_t p, i, t, n = run.n, rows = run.configurations
+    cdef Py_ssize_t p, i, t, n = run.n, rows = run.configurations, running = rows
     cdef floating a, k, e, a_next, k_unused, e_unused, beta
     cdef floating* row
     cdef const floating* linear
@@ -217,6 +253,7 @@ cdef void _run_shared_fused(const floating* Q, const floating[:, ::1] c,
     for p in range(rows):
         steps_taken[p] = run.steps
         diverged[p] = False
+        save_state(saved + 2 * p * n, x + p * n, u + p * n, n)
         if trajectory != NULL:
             for i in range(n):
                 trajectory[p * run.records * n + i] = x[p * n + i]
@@ -229,6 +266,8 @@ cdef void _run_shared_fused(const floating* Q, const floating[:, ::1] c,
             w[p * n + i] = coefficients[p, BETA] * u[p * n + i] + (a * linear[i] if has_c else 0)
     a_next = a
     for t in range(run.steps):
+        if running == 0 or stop_requested(run):
+            break
         _product(Q, x, w, <blas_int>n, <blas_int>rows, a, 1)
         if t + 1 < run.steps:
             step_coefficients(&coefficients[0, 0], schedule[(t + 1) * run.schedule_stride],
@@ -244,11 +283,17 @@ cdef void _run_shared_fused(const floating* Q, const floating[:, ::1] c,
             if trajectory != NULL and (t + 1) % run.every == 0:
                 for i in range(n):
                     trajectory[(p * run.records + (t + 1) // run.every) * n + i] = x[p * n + i]
-            if ((t + 1) % CHECK_EVERY == 0 or t + 1 == run.steps) and not within(
-                    x + p * n, n, <floating>run.bound):
-                diverged[p] = True
-                steps_taken[p] = t + 1
-            if diverged[p] or t + 1 == run.steps:
+            if (t + 1) % CHECK_EVERY == 0 or t + 1 == run.steps:
+                linear = &c[problem_index[p], 0] if has_c else NULL
+                if not within(x + p * n, n, <floating>run.bound):
+                    diverged[p] = True
+                    running -= 1
+                    steps_taken[p] = _last_within(
+                        Q, linear, &coefficients[p, 0], schedule, t - t % CHECK_EVERY, t + 1,
+                        run, x + p * n, u + p * n, row, saved + 2 * p * n, True)
+                    continue
+                save_state(saved + 2 * p * n, x + p * n, row, n)  # the next interval's start
+            if t + 1 == run.steps:
                 for i in range(n):
                     u[p * n + i] = row[i]
             else:
@@ -267,11 +312,12 @@ def run_dense_shared(*, const floating[:, ::1] Q, const floating[:, ::1] c,
                      const floating[::1] b, const int64_t[::1] problem_index,
                      const floating[:, ::1] coefficients, const floating[::1] schedule,
                      const floating[:, ::1] x0, const floating[:, ::1] u0, floating[:, ::1] x,
-                     floating[:, ::1] u, floating[:, ::1] g, floating[:, ::1] loss,
-                     floating[:, :, ::1] trajectory, int64_t[::1] steps_taken,
-                     unsigned char[::1] diverged, Py_ssize_t steps, Py_ssize_t every,
-                     double bound, int n_threads):
-    """The canonical update for B configurations sharing Q (n, n); g (B, n) is workspace.
+                     floating[:, ::1] u, floating[:, ::1] g, floating[:, ::1] saved,
+                     floating[:, ::1] loss, floating[:, :, ::1] trajectory,
+                     int64_t[::1] steps_taken, unsigned char[::1] diverged, Py_ssize_t steps,
+                     Py_ssize_t every, double bound, int n_threads, const int[::1] stop):
+    """The canonical update for B configurations sharing Q (n, n); g (B, n) and saved
+    (B, 2n) are workspace.
 
     NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient). Other arguments as
     ``polyak._kernels._diagonal.run_diagonal``. The BLAS threads the product and the update
@@ -281,18 +327,19 @@ def run_dense_shared(*, const floating[:, ::1] Q, const floating[:, ::1] c,
     """
     cdef Py_ssize_t p
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
-                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound)
+                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound,
+                                 &stop[0])
     cdef floating* trajectory_data = &trajectory[0, 0, 0] if trajectory.shape[1] > 0 else NULL
     with nogil:
         for p in range(run.configurations):
             start(x, u, x0, u0, p)
         if _same_a(coefficients) and not _any_e(coefficients) and loss.shape[1] == 0:
             _run_shared_fused(&Q[0, 0], c, problem_index, coefficients, &schedule[0], &run,
-                              &x[0, 0], &u[0, 0], &g[0, 0], trajectory_data, &steps_taken[0],
-                              &diverged[0])
+                              &x[0, 0], &u[0, 0], &g[0, 0], &saved[0, 0], trajectory_data,
+                              &steps_taken[0], &diverged[0])
         else:
             _run_shared(&Q[0, 0], c, b, problem_index, coefficients, &schedule[0], &run,
-                        &x[0, 0], &u[0, 0], &g[0, 0],
+                        &x[0, 0], &u[0, 0], &g[0, 0], &saved[0, 0],
                         &loss[0, 0] if loss.shape[1] > 0 else NULL, trajectory_data,
                         &steps_taken[0], &diverged[0])
 
@@ -300,7 +347,7 @@ def run_dense_shared(*, const floating[:, ::1] Q, const floating[:, ::1] c,
 cdef int64_t _run_configuration(const floating* Q, const floating* c, floating b,
                                 const floating* row, const floating* schedule,
                                 const Settings* run, floating* x, floating* u, floating* g,
-                                floating* loss, floating* trajectory,
+                                floating* saved, floating* loss, floating* trajectory,
                                 unsigned char* diverged) noexcept nogil:
     # one configuration with its own Q, in place; returns the steps taken, sets diverged[0]
     cdef Py_ssize_t t, n = run.n
@@ -315,9 +362,15 @@ cdef int64_t _run_configuration(const floating* Q, const floating* c, floating b
             _record(loss, trajectory, t // run.every, x, g, c, b, n)
         if t == stop:
             break
+        if t % CHECK_EVERY == 0:
+            if stop_requested(run):
+                return t
+            save_state(saved, x, u, n)
         if _step(x, u, g, c if has_c else NULL, row, schedule, t, run):
             diverged[0] = True
-            stop = t + 1  # the loop goes once more, to record step t + 1 if that is a record
+            stop = _last_within(Q, c if has_c else NULL, row, schedule, t - t % CHECK_EVERY,
+                                t + 1, run, x, u, g, saved, False)
+            break  # (the records up to the kept step were taken on the way)
     if diverged[0]:
         _mark_unrecorded(loss, trajectory, stop // run.every + 1, run.records, n)
     return stop
@@ -328,22 +381,25 @@ def run_dense_batched(*, const floating[:, :, ::1] Q, const floating[:, ::1] c,
                       const floating[:, ::1] coefficients, const floating[::1] schedule,
                       const floating[:, ::1] x0, const floating[:, ::1] u0,
                       floating[:, ::1] x, floating[:, ::1] u, floating[:, ::1] g,
-                      floating[:, ::1] loss, floating[:, :, ::1] trajectory,
-                      int64_t[::1] steps_taken, unsigned char[::1] diverged, Py_ssize_t steps,
-                      Py_ssize_t every, double bound, int n_threads):
+                      floating[:, ::1] saved, floating[:, ::1] loss,
+                      floating[:, :, ::1] trajectory, int64_t[::1] steps_taken,
+                      unsigned char[::1] diverged, Py_ssize_t steps, Py_ssize_t every,
+                      double bound, int n_threads, const int[::1] stop):
     """The canonical update for B configurations whose problems have their own Q (P, n, n).
 
-    NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient); g (B, n) is workspace. Other
-    arguments as ``polyak._kernels._diagonal.run_diagonal``.
+    NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient); g (B, n) and saved
+    (B, 2n) are workspace. Other arguments as ``polyak._kernels._diagonal.run_diagonal``.
     """
     cdef Py_ssize_t p, q
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
-                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound)
+                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound,
+                                 &stop[0])
     with nogil:
         for p in prange(run.configurations, schedule="static", num_threads=n_threads):
             q = problem_index[p]
             start(x, u, x0, u0, p)
             steps_taken[p] = _run_configuration(
                 &Q[q, 0, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
-                &x[p, 0], &u[p, 0], &g[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
+                &x[p, 0], &u[p, 0], &g[p, 0], &saved[p, 0],
+                &loss[p, 0] if loss.shape[1] > 0 else NULL,
                 &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p])

@@ -25,13 +25,15 @@ multiply-adds and an add per coordinate-step instead of three multiply-adds.
 """
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, fabs
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, settings, start,
-                                      step_coefficients, within)
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, restore_state, save_state,
+                                      settings, start, step_coefficients, stop_requested,
+                                      within)
 
 cdef extern from *:
     """
@@ -71,14 +73,21 @@ cdef struct Recorder:
     Py_ssize_t every      # steps between records
     Py_ssize_t m          # coordinates of the block that are real (the rest is padding)
     Py_ssize_t n          # coordinates of the configuration: the trajectory's row length
+    Py_ssize_t* watch     # NULL, or where to write the first step (1-based, in this call)
+                          # after which some |x_i| of the block is beyond `bound`
+    double bound
 
 
 cdef inline void _step_done(const floating* xs, const floating* lam, const floating* c,
                             floating** loss, floating** trajectory, Py_ssize_t* countdown,
-                            const Recorder* record) noexcept nogil:
-    # after each step: when a record is due, take it from the registers: loss[0] += this
-    # block's share of f(x), the trajectory's row = x; both pointers move on to the next one
+                            const Recorder* record, Py_ssize_t s, bint watching) noexcept nogil:
+    # after step s of the call: when a record is due, take it from the registers: loss[0] +=
+    # this block's share of f(x), the trajectory's row = x; both pointers move on to the next
+    # one. `watching` (a compile-time constant at each call site): note the first step after
+    # which the block is beyond the bound (the search for where a divergence began)
     cdef Py_ssize_t j
+    if watching and record.watch[0] < 0 and not within(xs, BLOCK, <floating>record.bound):
+        record.watch[0] = s + 1
     countdown[0] -= 1
     if countdown[0] != 0:
         return
@@ -95,7 +104,8 @@ cdef inline void _step_done(const floating* xs, const floating* lam, const float
 cdef inline void _advance(floating* x, floating* u, const floating* lam, const floating* c,
                           floating beta, const floating* a, const floating* k,
                           const floating* e, Py_ssize_t steps, bint unit_a, bint with_e,
-                          floating* loss, floating* trajectory, Recorder record) noexcept nogil:
+                          floating* loss, floating* trajectory, Recorder record,
+                          bint watching) noexcept nogil:
     # for s in range(steps):  g = lam*x + c;  u = beta*u + a[s]*g;  x -= k[s]*u + e[s]*g
     # on BLOCK coordinates (c == NULL: no linear term). The state is copied into local arrays
     # that the compiler keeps in registers for all the steps; unit_a (a == 1) and with_e
@@ -131,7 +141,7 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
             else:
                 xs[j] = xs[j] - k[s] * v
             us[j] = v
-        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record)
+        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record, s, watching)
     for j in range(BLOCK):
         x[j] = xs[j]
         u[j] = us[j]
@@ -140,7 +150,7 @@ cdef inline void _advance(floating* x, floating* u, const floating* lam, const f
 cdef inline void _advance_scaled(floating* x, floating* u, const floating* lam,
                                  const floating* c, floating beta, floating a, floating k,
                                  Py_ssize_t steps, floating* loss, floating* trajectory,
-                                 Recorder record) noexcept nogil:
+                                 Recorder record, bint watching) noexcept nogil:
     # The steps of _advance when e = 0 and a_t = a, k_t = k are constant, taken in the scaled
     # velocity U = k·u:
     #     U = beta*U + (k*a*lam)*x + k*a*c;   x -= U
@@ -165,7 +175,7 @@ cdef inline void _advance_scaled(floating* x, floating* u, const floating* lam,
             v = p[j] * xs[j] + (beta * us[j] + q[j] if c != NULL else beta * us[j])
             xs[j] = xs[j] - v
             us[j] = v
-        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record)
+        _step_done(xs, lam, c, &loss, &trajectory, &countdown, &record, s, watching)
     for j in range(BLOCK):
         x[j] = xs[j]
         u[j] = us[j] / k
@@ -175,18 +185,18 @@ cdef inline void _advance_form(floating* x, floating* u, const floating* lam,
                                const floating* c, floating beta, const floating* a,
                                const floating* k, const floating* e, Py_ssize_t steps,
                                Form form, floating* loss, floating* trajectory,
-                               Recorder record) noexcept nogil:
+                               Recorder record, bint watching) noexcept nogil:
     # the _advance function of `form`, its flags compile-time constants at each call
     if form == SCALED:
-        _advance_scaled(x, u, lam, c, beta, a[0], k[0], steps, loss, trajectory, record)
+        _advance_scaled(x, u, lam, c, beta, a[0], k[0], steps, loss, trajectory, record, watching)
     elif form == PLAIN_UNIT:
-        _advance(x, u, lam, c, beta, a, k, e, steps, True, False, loss, trajectory, record)
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, False, loss, trajectory, record, watching)
     elif form == PLAIN:
-        _advance(x, u, lam, c, beta, a, k, e, steps, False, False, loss, trajectory, record)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, False, loss, trajectory, record, watching)
     elif form == NESTEROV_UNIT:
-        _advance(x, u, lam, c, beta, a, k, e, steps, True, True, loss, trajectory, record)
+        _advance(x, u, lam, c, beta, a, k, e, steps, True, True, loss, trajectory, record, watching)
     else:
-        _advance(x, u, lam, c, beta, a, k, e, steps, False, True, loss, trajectory, record)
+        _advance(x, u, lam, c, beta, a, k, e, steps, False, True, loss, trajectory, record, watching)
 
 
 cdef inline void _advance_cases(floating* x, floating* u, const floating* lam,
@@ -196,13 +206,16 @@ cdef inline void _advance_cases(floating* x, floating* u, const floating* lam,
                                 Recorder record) noexcept nogil:
     # _advance_form with "no recording" (the record code compiled out) and, then, "no linear
     # term" (c == NULL: registers freed) made compile-time constants too; recording runs keep
-    # c (zeros where there is no linear term), to keep the number of copies down
-    if loss != NULL or trajectory != NULL:
-        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record)
+    # c (zeros where there is no linear term), to keep the number of copies down. Watching
+    # for the bound (record.watch) goes with the recording copies: it happens once per
+    # divergence.
+    if loss != NULL or trajectory != NULL or record.watch != NULL:
+        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record,
+                      record.watch != NULL)
     elif c == NULL:
-        _advance_form(x, u, lam, NULL, beta, a, k, e, steps, form, NULL, NULL, record)
+        _advance_form(x, u, lam, NULL, beta, a, k, e, steps, form, NULL, NULL, record, False)
     else:
-        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, NULL, NULL, record)
+        _advance_form(x, u, lam, c, beta, a, k, e, steps, form, NULL, NULL, record, False)
 
 
 cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
@@ -284,12 +297,59 @@ cdef inline floating _block_value(const floating* x, const floating* lam, const 
     return _partial_value(xt, lt, ct)
 
 
+cdef inline void _advance_blocks(floating* x, floating* u, const floating* lam,
+                                 const floating* linear, floating beta, const floating* a,
+                                 const floating* k, const floating* e, Py_ssize_t steps,
+                                 Form form, floating* loss, floating* trajectory,
+                                 Recorder record) noexcept nogil:
+    # `steps` steps of one configuration's n = record.n coordinates, block after block
+    cdef Py_ssize_t q, lo, n = record.n
+    for q in range((n + BLOCK - 1) // BLOCK):
+        lo = q * BLOCK
+        record.m = min(BLOCK, n - lo)
+        _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
+                       beta, a, k, e, steps, form, loss,
+                       trajectory + lo if trajectory != NULL else NULL, record)
+
+
+cdef Py_ssize_t _last_within(floating* x, floating* u, const floating* saved,
+                             const floating* lam, const floating* linear, floating beta,
+                             const floating* a, const floating* k, const floating* e,
+                             Py_ssize_t steps, Form form, Py_ssize_t n,
+                             double bound) noexcept nogil:
+    # A check found x beyond the bound after the `steps` steps of an interval that started
+    # from `saved` (x, u). Runs the interval again, block by block, watching the bound after
+    # every step, and leaves x, u at the last step before the first that went beyond it;
+    # returns that step's count within the interval (0: the saved state).
+    cdef Py_ssize_t q, lo, found, first = steps
+    cdef Recorder record
+    record.every, record.n, record.countdown, record.bound = 1, n, steps + 1, bound
+    record.watch = &found
+    restore_state(saved, x, u, n)
+    for q in range((n + BLOCK - 1) // BLOCK):
+        lo = q * BLOCK
+        record.m = min(BLOCK, n - lo)
+        found = -1
+        _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
+                       beta, a, k, e, first, form, NULL, NULL, record)
+        if 0 < found < first:
+            first = found  # the blocks after this one need only be run this far
+    restore_state(saved, x, u, n)
+    record.watch = NULL
+    if first > 1:
+        _advance_blocks(x, u, lam, linear, beta, a, k, e, first - 1, form, NULL, NULL, record)
+    return first - 1
+
+
 cdef int64_t _run_configuration(const floating* lam, const floating* c, floating b,
                                 const floating* row, const floating* schedule,
                                 const Settings* run, floating* x, floating* u, floating* loss,
-                                floating* trajectory, unsigned char* diverged) noexcept nogil:
+                                floating* trajectory, unsigned char* diverged,
+                                floating* saved) noexcept nogil:
     # Runs one configuration in place; returns the steps taken and sets diverged[0] when it
-    # stopped. `row`: its coefficients; loss and trajectory: its records, or NULL.
+    # stopped. `row`: its coefficients; loss and trajectory: its records, or NULL; saved:
+    # workspace of 2n. A check that finds x beyond the bound finds the step where it first
+    # was (_last_within): the configuration stops at the step before, with that x and u.
     cdef Py_ssize_t n = run.n, every = run.every, steps = run.steps
     cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, first
     cdef Form form
@@ -301,6 +361,7 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     cdef floating e[CHECK_EVERY]
     cdef Recorder record
     diverged[0] = False
+    record.watch = NULL
 
     if loss != NULL:
         for r in range(run.records):
@@ -311,7 +372,7 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     if trajectory != NULL:
         memcpy(trajectory, x, n * sizeof(floating))
 
-    while t < steps:
+    while t < steps and not stop_requested(run):
         t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, steps)
         # this interval's coefficients; with one multiplier for every step, those of the
         # previous interval still hold (unless it held torch's first step): scalar work that
@@ -324,17 +385,16 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
         first = t // every + 1  # the next record
         record.every, record.n = every, n
         record.countdown = first * every - t if recording else steps + 1
-        for q in range((n + BLOCK - 1) // BLOCK):
-            lo = q * BLOCK
-            record.m = min(BLOCK, n - lo)
-            _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
-                           beta, a, k, e, t_end - t, form,
-                           loss + first if loss != NULL else NULL,
-                           trajectory + first * n + lo if trajectory != NULL else NULL, record)
-        t = t_end
+        save_state(saved, x, u, n)
+        _advance_blocks(x, u, lam, linear, beta, a, k, e, t_end - t, form,
+                        loss + first if loss != NULL else NULL,
+                        trajectory + first * n if trajectory != NULL else NULL, record)
         if not within(x, n, <floating>run.bound):
             diverged[0] = True
+            t += _last_within(x, u, saved, lam, linear, beta, a, k, e, t_end - t, form, n,
+                              run.bound)
             break
+        t = t_end
 
     # records after the stop did not happen: NaN marks them
     for r in range(t // every + 1, run.records):
@@ -362,7 +422,7 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                  const floating[:, ::1] u0, floating[:, ::1] x, floating[:, ::1] u,
                  floating[:, ::1] loss, floating[:, :, ::1] trajectory,
                  int64_t[::1] steps_taken, unsigned char[::1] diverged, Py_ssize_t steps,
-                 Py_ssize_t every, double bound, int n_threads):
+                 Py_ssize_t every, double bound, int n_threads, const int[::1] stop):
     """Runs the canonical update for B configurations (see the module docstring).
 
     NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient). Configuration p runs problem
@@ -371,16 +431,31 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     (T of them, or one for all steps), from x0[p] and u0[p] (one row: shared; u0 of no rows:
     zero). Outputs, all written: x and u (B, n), the final state; loss (B, T // every + 1) and
     trajectory (B, T // every + 1, n), or (B, 0) and (B, 0, n) to skip them; steps_taken,
-    diverged (B,). Arguments are keyword-only and validated by the caller (polyak.execute).
+    diverged (B,). A diverged configuration stops at the last step before the first one, in
+    the check interval whose check found it, that took some |xᵢ| beyond `bound` (or NaN):
+    steps_taken is that step, x and u its state. stop[0] set nonzero by another thread
+    makes the kernel return early (outputs incomplete). Arguments are keyword-only and
+    validated by the caller (polyak.execute).
     """
     cdef Py_ssize_t p, q
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
-                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound)
-    with nogil:
-        for p in prange(run.configurations, schedule="static", num_threads=n_threads):
+                                 max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound,
+                                 &stop[0])
+    cdef floating* saved
+    cdef int no_memory = 0
+    cdef int* no_memory_flag = &no_memory
+    with nogil, parallel(num_threads=n_threads):
+        saved = <floating*>malloc(2 * run.n * sizeof(floating))
+        for p in prange(run.configurations, schedule="static"):
+            if saved == NULL:
+                no_memory_flag[0] = 1
+                continue
             q = problem_index[p]
             start(x, u, x0, u0, p)
             steps_taken[p] = _run_configuration(
                 &lam[q, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
                 &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
-                &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p])
+                &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p], saved)
+        free(saved)
+    if no_memory:
+        raise MemoryError(f"no memory for the kernel's workspace ({2 * run.n} numbers per thread)")

@@ -10,8 +10,10 @@ and the canonical update of ``_diagonal.pyx`` on θ:
 
 After every minibatch that brings the count of examples seen to a multiple of
 ``record_every``, the loss on the whole data set, mean ½(xᵀw + b − y)², is recorded. θ is
-checked after every CHECK_EVERY-th step and the last: beyond the bound (or NaN), the
-configuration stops there and its later records are NaN. Every configuration sees the same
+checked after every CHECK_EVERY-th step and the last: beyond the bound (or NaN), the check
+interval is run again from its saved start, checked after every step, and the configuration
+stops at the last step before the first beyond the bound, with that state; its later records
+are NaN. Every configuration sees the same
 minibatches; sums run in a fixed order, so results do not depend on the thread count.
 ``polyak.reference.momentum`` with ``polyak.reference.minibatch_gradient`` is the NumPy twin.
 """
@@ -21,8 +23,9 @@ from cython.parallel cimport prange
 from libc.math cimport NAN
 from libc.stdint cimport int64_t
 
-from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, settings, start,
-                                      step_coefficients, within)
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, restore_state, save_state,
+                                      settings, start, step_coefficients, stop_requested,
+                                      within)
 
 cdef enum:
     MAX_PARAMETERS = 65  # the gradient lives on the stack: d <= 64 features, and the bias
@@ -69,36 +72,63 @@ cdef inline void _gradient(const floating* X, const floating* y, const int64_t* 
         g[j] = g[j] / (stop - first)
 
 
+cdef inline Py_ssize_t _train_step(const floating* X, const floating* y, const int64_t* order,
+                                   const Minibatches* data, const floating* row,
+                                   const floating* schedule, const Settings* run, Py_ssize_t t,
+                                   floating* theta, floating* u) noexcept nogil:
+    # minibatch step t of one configuration, in place; returns the examples it used
+    cdef Py_ssize_t j, epoch = t // data.per_epoch, lo = (t % data.per_epoch) * data.batch_size
+    cdef Py_ssize_t hi = min(lo + data.batch_size, data.examples)
+    cdef floating g[MAX_PARAMETERS]
+    cdef floating a, k, e, beta = row[BETA]
+    _gradient(X, y, order + epoch * data.examples, lo, hi, data, theta, g)
+    step_coefficients(row, schedule[t * run.schedule_stride], t == 0, &a, &k, &e)
+    for j in range(run.n):
+        u[j] = beta * u[j] + a * g[j]
+        theta[j] = theta[j] - k * u[j] - e * g[j]
+    return hi - lo
+
+
 cdef int64_t _train_configuration(const floating* X, const floating* y, const int64_t* order,
                                   const Minibatches* data, const floating* row,
                                   const floating* schedule, const Settings* run,
                                   floating* theta, floating* u, floating* loss,
                                   unsigned char* diverged) noexcept nogil:
     # one configuration in place; returns the steps taken and sets diverged[0] on a stop
-    cdef Py_ssize_t t, j, lo, epoch, seen = 0, records = 0, n = run.n
-    cdef floating g[MAX_PARAMETERS]
-    cdef floating a, k, e, beta = row[BETA]
+    cdef Py_ssize_t t = 0, t_end, s, j, n = run.n
+    cdef Py_ssize_t seen = 0, records = 0, seen_before, records_before
+    cdef floating saved[2 * MAX_PARAMETERS]
     diverged[0] = False
-    for t in range(run.steps):
-        epoch, lo = t // data.per_epoch, (t % data.per_epoch) * data.batch_size
-        _gradient(X, y, order + epoch * data.examples, lo, min(lo + data.batch_size, data.examples),
-                  data, theta, g)
-        step_coefficients(row, schedule[t * run.schedule_stride], t == 0, &a, &k, &e)
-        for j in range(n):
-            u[j] = beta * u[j] + a * g[j]
-            theta[j] = theta[j] - k * u[j] - e * g[j]
-        seen += min(lo + data.batch_size, data.examples) - lo
-        if loss != NULL and seen % data.record_every == 0:
-            loss[records] = _data_loss(X, y, data, theta)
-            records += 1
-        if ((t + 1) % CHECK_EVERY == 0 or t + 1 == run.steps) and not within(
-                theta, n, <floating>run.bound):
+    while t < run.steps and not stop_requested(run):
+        t_end = min((t // CHECK_EVERY + 1) * CHECK_EVERY, run.steps)
+        save_state(saved, theta, u, n)
+        seen_before, records_before = seen, records
+        for s in range(t, t_end):
+            seen += _train_step(X, y, order, data, row, schedule, run, s, theta, u)
+            if loss != NULL and seen % data.record_every == 0:
+                loss[records] = _data_loss(X, y, data, theta)
+                records += 1
+        if not within(theta, n, <floating>run.bound):
+            # the interval again from its start, checked after every step, to stop at the
+            # last step within the bound
             diverged[0] = True
+            restore_state(saved, theta, u, n)
+            seen, records = seen_before, records_before
+            for s in range(t, t_end):
+                save_state(saved, theta, u, n)
+                seen += _train_step(X, y, order, data, row, schedule, run, s, theta, u)
+                if not within(theta, n, <floating>run.bound):
+                    restore_state(saved, theta, u, n)
+                    break
+                if seen % data.record_every == 0:
+                    records += 1
+                t = s + 1
             if loss != NULL:
                 for j in range(records, run.records):
                     loss[j] = NAN
-            return t + 1
-    return run.steps
+            return t
+        t = t_end
+    return t
 
 
 def train_linear(*, const floating[:, ::1] X, const floating[::1] y,
@@ -106,7 +136,8 @@ def train_linear(*, const floating[:, ::1] X, const floating[::1] y,
                  const floating[:, ::1] coefficients, const floating[::1] schedule,
                  const floating[:, ::1] x0, const floating[:, ::1] u0, floating[:, ::1] x,
                  floating[:, ::1] u, floating[:, ::1] loss, int64_t[::1] steps_taken,
-                 unsigned char[::1] diverged, Py_ssize_t steps, double bound, int n_threads):
+                 unsigned char[::1] diverged, Py_ssize_t steps, double bound, int n_threads,
+                 const int[::1] stop):
     """Train B configurations (see the module docstring).
 
     NumPy equivalent: ``polyak.reference.momentum`` (minibatch_gradient). X (N, d) with
@@ -116,7 +147,7 @@ def train_linear(*, const floating[:, ::1] X, const floating[::1] y,
     """
     cdef Py_ssize_t p
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, 1, loss.shape[1],
-                                 schedule.shape[0], bound)
+                                 schedule.shape[0], bound, &stop[0])
     cdef Minibatches data
     data.examples, data.features = X.shape[0], X.shape[1]
     data.batch_size, data.record_every = batch_size, record_every
