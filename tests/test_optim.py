@@ -226,7 +226,7 @@ def test_bad_parameters_and_gradients_update_nothing():
     for grads, error, match in [
         ([np.ones(3)], ValueError, r"got 1 gradients for 2 parameters"),
         ([np.ones(3), np.ones(4, dtype=np.float32)], ValueError, r"gradient 1 has shape \(4,\); its parameter has shape \(2, 2\)"),
-        ([np.ones(3), np.ones((2, 2))], TypeError, r"gradient 1 has dtype float64; its parameter has dtype float32"),
+        ([np.ones(3), np.ones((2, 2), complex)], TypeError, r"gradient 1 has dtype complex128; its parameter has dtype float32"),
     ]:
         with pytest.raises(error, match=match):
             opt.step(grads)
@@ -262,3 +262,17 @@ def test_the_parameters_are_fixed_at_construction():
     assert isinstance(opt.params, tuple)
     with pytest.raises(TypeError):
         opt.params[0] = np.zeros(3)
+
+
+def test_gradients_of_another_float_dtype_are_cast_to_the_parameters():
+    # float64 gradients for float32 parameters: the step of their float32 rounding, as NumPy
+    # would cast them (within the kind); integers are real numbers too
+    rng = np.random.default_rng(3)
+    params = [rng.normal(size=5).astype(np.float32), rng.normal(size=3)]
+    twins = [p.copy() for p in params]
+    grads = [rng.normal(size=5), np.arange(3)]
+    polyak.optim.SGD(params, lr=0.1, momentum=0.9).step(grads)
+    polyak.optim.SGD(twins, lr=0.1, momentum=0.9).step([grads[0].astype(np.float32), grads[1].astype(np.float64)])
+    for p, t in zip(params, twins):
+        np.testing.assert_array_equal(p, t)
+    assert params[0].dtype == np.float32

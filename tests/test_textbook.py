@@ -79,8 +79,9 @@ def test_main_help_lists_the_commands(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["textbook", "--steps", "-1"], "argument --steps: must be an integer >= 0; got -1"),
-    (["textbook", "--steps", "many"], "argument --steps: must be an integer >= 0; got 'many'"),
+    (["textbook", "--steps", "-1"], "argument --steps: must be an integer from 0 to 4611686018427387904 (2**62); got -1"),
+    (["textbook", "--steps", str(10**30)], f"must be an integer from 0 to 4611686018427387904 (2**62); got {10**30}"),
+    (["textbook", "--steps", "many"], "argument --steps: must be an integer from 0 to 4611686018427387904 (2**62); got 'many'"),
     (["fly"], "invalid choice: 'fly'"),
 ])
 def test_main_rejects_bad_arguments(argv, message, capsys):

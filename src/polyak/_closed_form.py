@@ -22,6 +22,7 @@ def trace_and_determinant(beta, a, k, e, lam):
     return beta + 1 - (k * a + e) * lam, beta * (1 - e * lam)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # a huge trace gives an infinite radius: the answer
 def spectral_radius_of(trace, det):
     """max |μ| over the roots of μ² − trace·μ + det = 0."""
     discriminant = trace * trace - 4 * det

@@ -30,10 +30,11 @@ import numpy as np
 import scipy.linalg
 
 from polyak import _closed_form
-from polyak._validation import as_int, finite_real_array
+from polyak._memory import require_memory
+from polyak._validation import as_int, finite_real_array, require_shape
 from polyak.execution import execute
 from polyak.plans import plan
-from polyak.problems import Quadratic
+from polyak.problems import Quadratic, require_symmetric
 from polyak.rules import _Rule, as_dampening, canonical_coefficients, check_form, resolve_convention
 
 __all__ = [
@@ -54,8 +55,14 @@ __all__ = [
 REGIMES = ("monotonic", "ripples", "oscillating", "one-step", "divergent")
 
 
-def _floats(*values):
-    return np.broadcast_arrays(*(np.asarray(finite_real_array(v, "argument"), dtype=np.float64) for v in values))
+def _floats(**values):
+    """The named arguments as float64 arrays, finite, broadcast together (errors name them)."""
+    arrays = [np.asarray(finite_real_array(value, name), dtype=np.float64) for name, value in values.items()]
+    try:
+        return np.broadcast_arrays(*arrays)
+    except ValueError:
+        shapes = ", ".join(f"{name} {array.shape}" for name, array in zip(values, arrays))
+        raise ValueError(f"the arguments must broadcast against each other (NumPy's rules); got {shapes}") from None
 
 
 def _scalar_or_array(array):
@@ -77,11 +84,15 @@ def minimizer(Q, c=None, b=0.0):
     """(x*, f*) with x* = −Q⁻¹c and f* = b − ½cᵀQ⁻¹c, for a symmetric positive definite Q.
 
     Solved by Cholesky (``scipy.linalg.cho_factor``); a Q that is not positive definite is a
-    ValueError. `Q` (n, n), `c` (n,) or None (zero), `b` a number.
+    ValueError, and so is one that is not symmetric (within the tolerance of
+    :meth:`polyak.Quadratic.dense`: the Cholesky factorization would read one triangle only,
+    and answer for another matrix). `Q` (n, n), `c` (n,) or None (zero), `b` a finite number.
     """
     Q = finite_real_array(Q, "Q")
-    if Q.ndim != 2 or Q.shape[0] != Q.shape[1]:
-        raise ValueError(f"Q must be a square matrix (n, n); got shape {Q.shape}")
+    if Q.ndim != 2 or Q.shape[0] != Q.shape[1] or Q.shape[0] == 0:
+        raise ValueError(f"Q must be a square matrix (n, n) with n >= 1; got shape {Q.shape}")
+    require_symmetric(Q, "Q")
+    b = require_shape(finite_real_array(b, "b"), [()], "b")
     c = np.zeros(Q.shape[0]) if c is None else finite_real_array(c, "c")
     if c.shape != (Q.shape[0],):
         raise ValueError(f"c must have shape ({Q.shape[0]},); got {c.shape}")
@@ -122,7 +133,7 @@ def _form(lr, beta, lam, convention, nesterov, dampening):
     convention = resolve_convention(convention)
     dampening = as_dampening(dampening)
     check_form(convention, dampening, nesterov)
-    lr, beta, lam = _floats(lr, beta, lam)
+    lr, beta, lam = _floats(lr=lr, beta=beta, lam=lam)
     a, k, e = canonical_coefficients(convention, lr, beta, nesterov=nesterov, dampening=dampening)
     return np.broadcast_arrays(beta, a, k, e, lam)
 
@@ -224,40 +235,51 @@ def optimal_parameters(mu, L, method="heavy_ball"):
     - "heavy_ball": η* = 4/(√L + √μ)², β* = ((√κ − 1)/(√κ + 1))², rate (√κ − 1)/(√κ + 1);
     - "gd": η = 2/(μ + L), β = 0, rate (κ − 1)/(κ + 1);
     - "nesterov": η = 1/L, β = (√κ − 1)/(√κ + 1), rate 1 − 1/√κ.
+
+    Computed from √μ, √L and the ratio μ/L, never from κ, μ + L or (√L + √μ)², so the results
+    are finite and accurate for any 0 < μ <= L in the float range.
     """
-    mu, L = (float(finite_real_array(v, name)) for v, name in ((mu, "mu"), (L, "L")))
+    if method not in ("heavy_ball", "gd", "nesterov"):
+        raise ValueError(f"method must be 'heavy_ball', 'gd' or 'nesterov'; got {method!r}")
+    values = {}
+    for name, value in (("mu", mu), ("L", L)):
+        value = require_shape(finite_real_array(value, name), [()], name)
+        values[name] = float(value)
+    mu, L = values["mu"], values["L"]
     if not 0 < mu <= L:
         raise ValueError(f"need 0 < mu <= L; got mu={mu}, L={L}")
-    kappa = L / mu
-    root = np.sqrt(kappa)
-    root = float(root)
+    root_mu, root_L = mu**0.5, L**0.5
+    contraction = (root_L - root_mu) / (root_L + root_mu)  # (√κ − 1)/(√κ + 1)
     if method == "heavy_ball":
-        return 4 / (L**0.5 + mu**0.5) ** 2, ((root - 1) / (root + 1)) ** 2, (root - 1) / (root + 1)
+        return (2 / (root_L + root_mu)) ** 2, contraction**2, contraction
     if method == "gd":
-        return 2 / (mu + L), 0.0, (kappa - 1) / (kappa + 1)
-    if method == "nesterov":
-        return 1 / L, (root - 1) / (root + 1), 1 - 1 / root
-    raise ValueError(f"method must be 'heavy_ball', 'gd' or 'nesterov'; got {method!r}")
+        ratio = mu / L  # 1/κ, which may underflow to 0 harmlessly
+        return (2 / L) / (1 + ratio), 0.0, (1 - ratio) / (1 + ratio)
+    return 1 / L, contraction, 1 - root_mu / root_L
 
 
 def effective_sample_size(beta):
     """1/(1 − β): how many recent gradients the velocity effectively averages (β in [0, 1))."""
-    (beta,) = _floats(beta)
+    (beta,) = _floats(beta=beta)
     if np.any((beta < 0) | (beta >= 1)):
         raise ValueError("beta must be in [0, 1)")
     return _scalar_or_array(1 / (1 - beta))
 
 
 def effective_weights(beta, t):
-    """β^τ for τ = 0..t−1: the weight of the gradient τ steps back in the velocity."""
-    (beta,) = _floats(beta)
+    """β^τ for τ = 0..t−1: the weight of the gradient τ steps back in the velocity.
+
+    Shape beta.shape + (t,); a MemoryError up front when that does not fit in memory.
+    """
+    (beta,) = _floats(beta=beta)
     t = as_int(t, "t", minimum=0)
+    require_memory(8.0 * beta.size * t, f"effective_weights with t={t}", ["a smaller t"])
     return beta[..., None] ** np.arange(t)
 
 
 def terminal_velocity(lr, grad_norm, beta):
     """η‖g‖/(1 − β): the step length under a constant gradient, once the velocity settles."""
-    lr, grad_norm, beta = _floats(lr, grad_norm, beta)
+    lr, grad_norm, beta = _floats(lr=lr, grad_norm=grad_norm, beta=beta)
     if np.any((beta < 0) | (beta >= 1)):
         raise ValueError("beta must be in [0, 1)")
     return _scalar_or_array(lr * grad_norm / (1 - beta))

@@ -9,10 +9,11 @@ a new one is a parser and a function.
 """
 
 import argparse
-
+import sys
 
 from polyak._config import show_config
 from polyak.analysis import rate
+from polyak.plans import MAX_STEPS
 from polyak.problems import ill_conditioned_2d
 from polyak.rules import GD, Momentum
 from polyak.solve import run
@@ -33,7 +34,9 @@ def textbook_table(steps=TEXTBOOK_STEPS, start=TEXTBOOK_START):
     """The end points of the textbook's runs as text lines, each marked when it diverges.
 
     A run diverges when the spectral radius of its iteration matrix exceeds 1 for some
-    eigenvalue of the problem (then |x| grows without bound, whatever `steps` shows).
+    eigenvalue of the problem (then |x| grows without bound, whatever `steps` shows). A run
+    that passes the divergence bound stops there: its row says so and shows the last
+    iterate within the bound.
     """
     problem = ill_conditioned_2d()
     lines = [
@@ -42,13 +45,21 @@ def textbook_table(steps=TEXTBOOK_STEPS, start=TEXTBOOK_START):
     ]
     rows = []
     for name, rule in TEXTBOOK_RUNS:
-        x1, x2 = run(problem, rule, start, steps).x
+        result = run(problem, rule, start, steps)
+        x1, x2 = result.x
         radius = rate(problem, rule)
         verdict = f"diverges (rate {radius:.4f} > 1)" if radius > 1 else f"converges (rate {radius:.4f})"
-        rows.append((name, f"epoch {steps}, x1: {x1:f}, x2: {x2:f}", verdict))
+        where = (f"stopped at step {result.steps_taken} (step {result.diverged_at} passed the divergence bound)"
+                 if result.diverged else f"epoch {steps}")
+        rows.append((name, f"{where}, x1: {_number(x1)}, x2: {_number(x2)}", verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines += [f"{name:<{widths[0]}}  {end:<{widths[1]}}  {verdict}" for name, end, verdict in rows]
     return lines
+
+
+def _number(value):
+    # as the textbook prints (%f), and in scientific notation where that would be long
+    return f"{value:f}" if abs(value) < 1e6 else f"{value:.6e}"
 
 
 def _textbook(args):
@@ -65,9 +76,9 @@ def _non_negative(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_STEPS} (2**62); got {text!r}") from None
+    if not 0 <= value <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_STEPS} (2**62); got {text}")
     return value
 
 
@@ -87,5 +98,13 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
-    return args.func(args)
+    """Run the command line; returns the exit status (2 for bad input, 130 for Ctrl-C)."""
+    command = parser()
+    args = command.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, MemoryError) as error:
+        command.exit(2, f"{command.prog}: error: {error}\n")
+    except KeyboardInterrupt:
+        print(f"{command.prog}: interrupted", file=sys.stderr)
+        return 130

@@ -137,7 +137,12 @@ class SGD:
         return f"SGD({len(self.params)} arrays, {settings}, convention={self.convention!r})"
 
     def step(self, grads):
-        """Apply one update with `grads` (one array per parameter, same shape and dtype).
+        """Apply one update with `grads` (one array per parameter, of its shape).
+
+        A gradient of another real dtype is cast to its parameter's (float64 → float32, as
+        NumPy casts within a kind); complex, boolean or non-numeric ones are a TypeError. NaN
+        or inf in a gradient is not checked (that would read every gradient twice): it
+        reaches the parameters, as in torch.
 
         Every gradient is checked before any parameter changes: a bad one leaves all of them
         (and the buffers) as they were.
@@ -178,7 +183,10 @@ class SGD:
             if grad.shape != param.shape:
                 raise ValueError(f"gradient {i} has shape {grad.shape}; its parameter has shape {param.shape}")
             if grad.dtype != param.dtype:
-                raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype}")
+                if grad.dtype.kind not in "fiu" or not np.can_cast(grad.dtype, param.dtype, "same_kind"):
+                    raise TypeError(f"gradient {i} has dtype {grad.dtype}; its parameter has dtype {param.dtype} "
+                                    f"(real gradients are cast to it, as NumPy casts within a kind)")
+                grad = grad.astype(param.dtype)
             flat.append(grad.ravel(order))  # a view when it can be
         if self._spans.gradient_aliases_another_param(self._flat_params, flat):
             raise ValueError("a gradient shares memory with another parameter; the parallel update "
@@ -209,6 +217,9 @@ class SGD:
         if state["convention"] != self.convention:
             raise ValueError(f"the state is for convention {state['convention']!r}, this optimizer uses {self.convention!r}")
         buffers = state["momentum_buffers"]
+        if not isinstance(buffers, (list, tuple)):
+            raise TypeError(f"the state's momentum_buffers must be a list (one array or None per parameter); "
+                            f"got {type(buffers).__name__}")
         if len(buffers) != len(self.params):
             raise ValueError(f"the state has {len(buffers)} buffers for {len(self.params)} parameters")
         settings = state["hyperparameters"]
@@ -230,6 +241,8 @@ class SGD:
             if buffer.shape != param.shape or buffer.dtype != param.dtype:
                 raise ValueError(f"buffer {i} has shape {buffer.shape} and dtype {buffer.dtype}; "
                                  f"its parameter {param.shape} and {param.dtype}")
+            if not np.all(np.isfinite(buffer)):
+                raise ValueError(f"buffer {i} must be finite (a state_dict of a healthy run)")
             restored.append(np.ravel(sign * buffer, order=_order(param)).copy())
         object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_buffers", restored)

@@ -242,15 +242,18 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
     steps = as_int(steps, "steps", minimum=0, maximum=limit)
     every = as_int(every, "every", minimum=1)
     recorded = _recorded(record, problem.recordable)
+    n = problem.dim
+    x0 = finite_real_array(x0, "x0")
     batched = problem.batched or rule.batch_length is not None
     B = problem.batch_size if problem.batched else (rule.batch_length or 1)
+    if not batched and x0.ndim == 2 and x0.shape[1] == n and x0.shape[0] >= 1:
+        batched, B = True, x0.shape[0]  # one problem, one rule, B starting points
     for name in ("lr", "beta"):
         value = getattr(rule, name)
         if value.ndim and value.size != B:
             raise ValueError(f"{name} has {value.size} entries but the batch has {B} problems")
-    n = problem.dim
     starts = [(n,), (B, n)] if batched else [(n,)]
-    x0 = require_shape(finite_real_array(x0, "x0"), starts, "x0")
+    x0 = require_shape(x0, starts, "x0")
     if v0 is not None:
         if not rule.has_velocity:
             raise ValueError("v0 is not used by GD, which has no velocity; omit it")
@@ -263,6 +266,10 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
     for name, values in dict(lr=rule.lr, beta=rule.beta, **operands, x0=x0, v0=v0, schedule=schedule).items():
         if values is not None:
             _require_representable(values, name, dtype)
+    bound = _divergence_bound(divergence_bound, dtype)
+    if not float(np.max(np.abs(x0), initial=0.0)) <= bound:
+        raise ValueError(f"x0 has entries beyond the divergence bound {bound:g} (max |x0| = {np.max(np.abs(x0)):g}); "
+                         f"start within it, or raise divergence_bound")
     per_record = ("loss" in recorded) + n * ("trajectory" in recorded)
     records = float(steps // every + 1 if isinstance(problem, Quadratic) else steps + 1) if recorded else 0.0
     require_memory(float(B) * (len(COLUMNS) * 8 + 16 + dtype.itemsize * (2 * n + per_record * records))
@@ -281,7 +288,7 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
         u0=_canonical_velocity(v0, rule.velocity_sign, n, dtype),
         steps=steps, every=min(every, steps + 1), record=tuple(name for name in RECORDABLE if name in recorded),
         recorded_at=recorded_at,
-        divergence_bound=_divergence_bound(divergence_bound, dtype), dtype=dtype,
+        divergence_bound=bound, dtype=dtype,
         velocity_sign=rule.velocity_sign, has_velocity=rule.has_velocity,
         buffer_at_start=not (rule.undamped_first_step and v0 is None), batched=batched,
     )

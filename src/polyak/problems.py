@@ -5,10 +5,32 @@ import scipy.linalg
 
 from polyak._validation import finite_real_array, read_only, require_shape
 
-__all__ = ["Quadratic", "DiagonalQuadratic", "DenseQuadratic", "ill_conditioned_2d", "SYMMETRY_TOLERANCE"]
+__all__ = ["Quadratic", "DiagonalQuadratic", "DenseQuadratic", "ill_conditioned_2d", "SYMMETRY_TOLERANCE",
+           "require_symmetric", "symmetrized"]
 
 #: How far from symmetric a dense Q may be, relative to max |Q|, per dtype.
 SYMMETRY_TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
+def symmetrized(Q):
+    """(Q + Qᵀ)/2 over the last two axes, as Q/2 + Qᵀ/2: no overflow for entries near the
+    largest float (a subnormal entry may lose its last bit)."""
+    half = 0.5 * Q
+    return half + np.swapaxes(half, -1, -2)
+
+
+def require_symmetric(Q, name):
+    """ValueError unless Q (…, n, n) is symmetric within SYMMETRY_TOLERANCE of max |Q|."""
+    half_asymmetry = float(np.max(np.abs(0.5 * Q - 0.5 * np.swapaxes(Q, -1, -2)), initial=0.0))
+    scale = float(np.max(np.abs(Q), initial=0.0))
+    tolerance = SYMMETRY_TOLERANCE[np.dtype(np.float32) if Q.dtype == np.float32 else np.dtype(np.float64)]
+    if half_asymmetry > 0.5 * tolerance * scale:
+        asymmetry = 2 * half_asymmetry  # may be inf: then so is the message's
+        raise ValueError(
+            f"{name} must be symmetric: max |{name} - {name}ᵀ| = {asymmetry:.3g}, which is "
+            f"{half_asymmetry / scale * 2:.3g} of max |{name}|; allowed: {tolerance:g} of max |{name}| "
+            f"(symmetrize it with ({name} + {name}.T) / 2)"
+        )
 
 
 def _restore(cls, fields):
@@ -109,21 +131,14 @@ class Quadratic:
         if Q.ndim not in (2, 3) or Q.shape[-1] != Q.shape[-2] or Q.shape[-1] == 0 or Q.shape[0] == 0:
             raise ValueError(f"Q must be square: shape (n, n) or (B, n, n) with n, B >= 1; got {Q.shape}")
         n = Q.shape[-1]
-        asymmetry = float(np.max(np.abs(Q - np.swapaxes(Q, -1, -2))))
-        scale = float(np.max(np.abs(Q)))
-        tolerance = SYMMETRY_TOLERANCE[np.dtype(np.float32) if Q.dtype == np.float32 else np.dtype(np.float64)]
-        if asymmetry > tolerance * scale:
-            raise ValueError(
-                f"Q must be symmetric: max |Q - Qᵀ| = {asymmetry:.3g}, which is {asymmetry / scale:.3g} of "
-                f"max |Q|; allowed: {tolerance:g} of max |Q| (symmetrize it with (Q + Q.T) / 2)"
-            )
+        require_symmetric(Q, "Q")
         if Q.ndim == 3:
             batch = Q.shape[0]
         else:
             c_shape, b_shape = np.shape(c) if c is not None else (), np.shape(b)
             batch = c_shape[0] if len(c_shape) == 2 else (b_shape[0] if len(b_shape) == 1 else None)
         c, b, dtype = _linear_and_constant(c, b, Q.dtype, batch=batch, n=n, c_shared=True)
-        Q = np.array(0.5 * (Q + np.swapaxes(Q, -1, -2)), dtype=dtype, order="C")
+        Q = np.array(symmetrized(Q), dtype=dtype, order="C")
         return _restore(DenseQuadratic, dict(Q=Q, c=c, b=b, batched=batch is not None))
 
     @property

@@ -22,7 +22,9 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
         The update rule; array hyperparameters give one value per problem. A single problem
         with hyperparameter arrays of length B runs as a batch of B copies of it.
     x0 : array_like, shape (n,) or (B, n)
-        The starting point, shared by the batch or one per problem.
+        The starting point, shared by the batch or one per problem. A single problem with
+        scalar hyperparameters and x0 of shape (B, n) runs B starts of it. Every |x0ᵢ| must be
+        within the divergence bound.
     steps : int
         Number of steps T >= 0.
     v0 : array_like, shape (n,) or (B, n), optional
@@ -43,7 +45,9 @@ def run(problem, rule, x0, steps, *, v0=None, record=None, every=1, n_threads=No
         The reference implementation also takes np.longdouble, for accuracy checks.
     divergence_bound : float, optional
         |xᵢ| beyond which a problem counts as diverged: 1e100 (float64) or 1e15 (float32) by
-        default. Checked after every 128th step and after the last; a diverged problem stops.
+        default. Checked after every 128th step and after the last; a problem found beyond it
+        stops at the last step before the first beyond it (``Result.diverged_at``), keeping
+        that finite iterate. See also ``Result.unstable`` (spectral radius > 1).
     implementation : "kernel", "reference" or "closed-form"
         The compiled kernel, its NumPy twin in :mod:`polyak.reference` (the specification),
         or the iterates in closed form (constant learning rate; see :func:`polyak.execute`).
