@@ -162,6 +162,7 @@ class _Basis:
             return np.asarray(v, dtype=np.float64)
         return v @ self.rotation if self.rotation.ndim == 2 else np.einsum("bi,bij->bj", v, self.rotation)
 
+    @np.errstate(over="ignore", invalid="ignore")  # a diverging iterate overflows: a result
     def back(self, v, rows=slice(None)):
         """v in the original coordinates (`rows`: the configurations v belongs to)."""
         if self.rotation is None:

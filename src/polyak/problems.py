@@ -1,5 +1,7 @@
 """Quadratic problems f(x) = ½ xᵀQx + cᵀx + b, one or a batch of them, diagonal or dense."""
 
+from decimal import Decimal
+
 import numpy as np
 import scipy.linalg
 
@@ -25,9 +27,9 @@ def require_symmetric(Q, name):
     scale = float(np.max(np.abs(Q), initial=0.0))
     tolerance = SYMMETRY_TOLERANCE[np.dtype(np.float32) if Q.dtype == np.float32 else np.dtype(np.float64)]
     if half_asymmetry > 0.5 * tolerance * scale:
-        asymmetry = 2 * half_asymmetry  # may be inf: then so is the message's
+        asymmetry = 2 * Decimal(half_asymmetry)  # may be beyond the float range
         raise ValueError(
-            f"{name} must be symmetric: max |{name} - {name}ᵀ| = {asymmetry:.3g}, which is "
+            f"{name} must be symmetric: max |{name} - {name}ᵀ| = {asymmetry:.3G}, which is "
             f"{half_asymmetry / scale * 2:.3g} of max |{name}|; allowed: {tolerance:g} of max |{name}| "
             f"(symmetrize it with ({name} + {name}.T) / 2)"
         )
