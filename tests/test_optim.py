@@ -185,7 +185,7 @@ def test_nan_gradients_propagate_like_torch():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(lr=-0.1), ValueError, r"Invalid learning rate: -0.1"),
+        (dict(lr=-0.1), ValueError, r"Invalid learning rate \(lr\): -0.1"),
         (dict(lr=0.1, momentum=-0.5), ValueError, r"Invalid momentum value: -0.5"),
         (dict(lr=0.1, weight_decay=-1e-4), ValueError, r"Invalid weight_decay value: -0.0001"),
         (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, r"Nesterov momentum requires a momentum and zero dampening"),
@@ -224,7 +224,7 @@ def test_bad_parameters_and_gradients_update_nothing():
     params = [np.ones(3), np.ones((2, 2), dtype=np.float32)]
     opt = SGD(params, lr=0.1, momentum=0.9)
     for grads, error, match in [
-        ([np.ones(3)], ValueError, r"got 1 gradients for 2 parameters"),
+        ([np.ones(3)], ValueError, r"grads has 1 gradients for 2 parameters"),
         ([np.ones(3), np.ones(4, dtype=np.float32)], ValueError, r"gradient 1 has shape \(4,\); its parameter has shape \(2, 2\)"),
         ([np.ones(3), np.ones((2, 2), complex)], TypeError, r"gradient 1 has dtype complex128; its parameter has dtype float32"),
     ]:

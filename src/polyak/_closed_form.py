@@ -22,12 +22,21 @@ def trace_and_determinant(beta, a, k, e, lam):
     return beta + 1 - (k * a + e) * lam, beta * (1 - e * lam)
 
 
-@np.errstate(over="ignore", invalid="ignore")  # a huge trace gives an infinite radius: the answer
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def spectral_radius_of(trace, det):
-    """max |μ| over the roots of μ² − trace·μ + det = 0."""
-    discriminant = trace * trace - 4 * det
-    real = 0.5 * (np.abs(trace) + np.sqrt(np.maximum(discriminant, 0.0)))
-    return np.where(discriminant >= 0, real, np.sqrt(np.abs(det)))
+    """max |μ| over the roots of μ² − trace·μ + det = 0.
+
+    Computed for the polynomial scaled by s = max(|trace|, √|det|) (roots μ/s), so that no
+    intermediate overflows where the radius itself is a float (|trace| up to the largest).
+    """
+    trace, det = np.asarray(trace, dtype=np.float64), np.asarray(det, dtype=np.float64)
+    scale = np.maximum(np.abs(trace), np.sqrt(np.abs(det)))
+    safe = np.where(scale > 0, scale, 1.0)
+    t, d = trace / safe, det / safe / safe
+    discriminant = t * t - 4 * d
+    real = 0.5 * (np.abs(t) + np.sqrt(np.maximum(discriminant, 0.0)))
+    radius = np.where(scale > 0, scale * np.where(discriminant >= 0, real, np.sqrt(np.abs(d))), 0.0)
+    return np.where(np.isinf(scale), np.inf, radius)  # a trace or determinant beyond the float range
 
 
 def constant_multiplier(plan):

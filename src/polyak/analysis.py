@@ -239,7 +239,7 @@ def optimal_parameters(mu, L, method="heavy_ball"):
     Computed from √μ, √L and the ratio μ/L, never from κ, μ + L or (√L + √μ)², so the results
     are finite and accurate for any 0 < μ <= L in the float range.
     """
-    if method not in ("heavy_ball", "gd", "nesterov"):
+    if not isinstance(method, str) or method not in ("heavy_ball", "gd", "nesterov"):
         raise ValueError(f"method must be 'heavy_ball', 'gd' or 'nesterov'; got {method!r}")
     values = {}
     for name, value in (("mu", mu), ("L", L)):

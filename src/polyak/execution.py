@@ -74,9 +74,9 @@ def execute(plan, implementation="kernel", *, n_threads=None):
     """
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a polyak.Plan (from polyak.plan); got {type(plan).__name__}")
-    runner = _TABLE.get((plan.kind, implementation))
+    runner = _TABLE.get((plan.kind, implementation)) if isinstance(implementation, str) else None
     if runner is None:
-        if implementation not in IMPLEMENTATIONS:
+        if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}; "
                              f"got {implementation!r}")
         available = [name for kind, name in _TABLE if kind == plan.kind]

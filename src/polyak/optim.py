@@ -48,13 +48,13 @@ def _check(settings, convention):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number; got {value!r}")
-        if not np.isfinite(value):
+        if not np.isfinite(float(value)):
             raise ValueError(f"{name} must be finite; got {value}")
     for name in ("nesterov", "maximize"):
         if not isinstance(settings[name], (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False; got {settings[name]!r}")
     if settings["lr"] < 0:
-        raise ValueError(f"Invalid learning rate: {settings['lr']} (must be >= 0)")
+        raise ValueError(f"Invalid learning rate (lr): {settings['lr']} (must be >= 0)")
     if settings["momentum"] < 0:
         raise ValueError(f"Invalid momentum value: {settings['momentum']} (must be >= 0)")
     if settings["weight_decay"] < 0:
@@ -173,7 +173,7 @@ class SGD:
             raise TypeError("grads must be a list of arrays, one per parameter")
         grads = list(grads)
         if len(grads) != len(self.params):
-            raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
+            raise ValueError(f"grads has {len(grads)} gradients for {len(self.params)} parameters")
         flat = []  # contiguous 1-D gradients, kept alive until the step is done
         for i, (param, grad, order) in enumerate(zip(self.params, grads, self._orders)):
             if not param.flags.writeable:
@@ -300,9 +300,9 @@ def _dtype_groups(flat_params):
 
 def _check_param(param, i):
     if not isinstance(param, np.ndarray):
-        raise TypeError(f"parameter {i} must be a NumPy array; got {type(param).__name__}")
+        raise TypeError(f"params[{i}] must be a NumPy array; got {type(param).__name__}")
     if param.dtype not in _TAGS:
-        raise TypeError(f"parameter {i} has dtype {param.dtype}; float32 and float64 are allowed")
+        raise TypeError(f"params[{i}] has dtype {param.dtype}; float32 and float64 are allowed")
     if not param.flags.writeable:
         raise ValueError(f"parameter {i} is read-only; the optimizer updates parameters in place")
     if not (param.flags.c_contiguous or param.flags.f_contiguous):

@@ -27,9 +27,11 @@ def require_symmetric(Q, name):
     scale = float(np.max(np.abs(Q), initial=0.0))
     tolerance = SYMMETRY_TOLERANCE[np.dtype(np.float32) if Q.dtype == np.float32 else np.dtype(np.float64)]
     if half_asymmetry > 0.5 * tolerance * scale:
-        asymmetry = 2 * Decimal(half_asymmetry)  # may be beyond the float range
+        asymmetry = 2 * half_asymmetry
+        # 2·half may be beyond the float range: then Decimal's notation
+        shown = f"{asymmetry:.3g}" if np.isfinite(asymmetry) else f"{2 * Decimal(half_asymmetry):.3G}"
         raise ValueError(
-            f"{name} must be symmetric: max |{name} - {name}ᵀ| = {asymmetry:.3G}, which is "
+            f"{name} must be symmetric: max |{name} - {name}ᵀ| = {shown}, which is "
             f"{half_asymmetry / scale * 2:.3g} of max |{name}|; allowed: {tolerance:g} of max |{name}| "
             f"(symmetrize it with ({name} + {name}.T) / 2)"
         )
