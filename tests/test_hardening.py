@@ -302,7 +302,7 @@ def test_load_state_dict_refuses_a_malformed_state_and_changes_nothing():
 
 # --- 7. Ctrl-C ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("workload", ["run", "dense-shared", "train"])
+@pytest.mark.parametrize("workload", ["run", "dense-shared", "train", "exact_iterates"])
 def test_sigint_stops_a_long_run_with_keyboard_interrupt(workload):
     # each would take minutes; SIGINT once it is under way must end it promptly
     code = f"""
@@ -313,6 +313,10 @@ def test_sigint_stops_a_long_run_with_keyboard_interrupt(workload):
             if workload == "run":
                 polyak.run(polyak.Quadratic.diagonal(np.full((64, 256), 1e-9)), polyak.Momentum(0.1, 0.5),
                            np.ones(256), 10**7)
+            elif workload == "exact_iterates":
+                polyak.analysis.exact_iterates(polyak.Quadratic.diagonal(np.linspace(0.01, 1, 64)),
+                                               polyak.Momentum(np.full(20000, 0.1), 0.5), np.ones(64), 10**6,
+                                               record="loss", every=1000)
             elif workload == "dense-shared":
                 polyak.run(polyak.Quadratic.dense(np.eye(64) * 1e-9), polyak.Momentum(0.1, 0.5), np.ones(64), 10**7)
             else:
