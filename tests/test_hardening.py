@@ -352,3 +352,26 @@ def test_x0_rows_with_one_problem_run_one_start_each():
         np.testing.assert_array_equal(row, alone.x)
     with pytest.raises(ValueError, match=r"x0 must have shape \(2,\) or \(2, 2\); got \(3, 2\)"):
         polyak.run(problem, polyak.Momentum([0.1, 0.2], 0.5), starts, 20)
+
+
+@pytest.mark.parametrize("record", [None, "loss", ("loss", "trajectory")])
+def test_a_late_divergence_is_found_from_the_last_saved_state(record):
+    # x = (1 − ηλ)^t with |1 − ηλ| = 1.1 passes 1e100 first at t = 2416 (1.1^2415 = 9.6e99):
+    # the kernel saves its state every 1024 steps, so it takes steps 2048..2303 again, with
+    # their records, before it searches the interval 2304..2431
+    problem = polyak.Quadratic.diagonal(np.ones((3, 70)))
+    rule = polyak.GD([2.1, 0.5, 1.9])
+    options = dict(record=record, every=7) if record else {}
+    kernel = polyak.run(problem, rule, np.ones(70), 3000, **options)
+    reference = polyak.run(problem, rule, np.ones(70), 3000, implementation="reference", **options)
+    assert kernel.diverged_at.tolist() == [2416, -1, -1]
+    np.testing.assert_allclose(kernel.x[0], np.full(70, (-1.1) ** 2415), rtol=1e-10)
+    for name in ("x", "loss", "trajectory"):
+        if getattr(kernel, name) is not None:
+            np.testing.assert_array_equal(np.isnan(getattr(kernel, name)), np.isnan(getattr(reference, name)))
+            np.testing.assert_allclose(getattr(kernel, name), getattr(reference, name), rtol=1e-10, atol=1e-300)
+    if record:  # the records taken again are the same numbers, bit for bit, as a run that stops before
+        shorter = polyak.run(problem, rule, np.ones(70), 2303, **options)
+        for name in ("loss", "trajectory"):
+            if getattr(kernel, name) is not None:
+                np.testing.assert_array_equal(getattr(kernel, name)[:, :330], getattr(shorter, name))

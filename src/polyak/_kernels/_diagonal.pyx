@@ -58,6 +58,12 @@ cdef extern from *:
     enum: LANES "POLYAK_LANES"
 
 
+cdef enum:
+    # the state is saved for the search after a divergence every this many steps (a multiple
+    # of CHECK_EVERY): at most this many steps are taken again
+    SNAPSHOT_EVERY = 8 * CHECK_EVERY
+
+
 cdef enum Form:
     # how the steps of one check interval are taken, from its coefficients
     SCALED         # e = 0, a_t = a and k_t = k constant (k not tiny or huge): _advance_scaled
@@ -222,24 +228,35 @@ cdef inline void _advance_block(floating* x, floating* u, const floating* lam,
                                 const floating* c, floating beta, const floating* a,
                                 const floating* k, const floating* e, Py_ssize_t steps,
                                 Form form, floating* loss, floating* trajectory,
-                                Recorder record) noexcept nogil:
-    # _advance_cases on record.m <= BLOCK coordinates. A partial block is padded with zeros
-    # (x = u = lam = c = 0 stays 0 and adds 0 to f) to run the same register-resident loop.
+                                Recorder record, bint general) noexcept nogil:
+    # _advance_cases on record.m <= BLOCK coordinates (general, a constant at each call
+    # site: only the recording copies of _advance_form, which also watch the bound: for the
+    # search after a divergence, which then adds 5 copies of the loop to the kernel, not 15).
+    # A partial block is padded with zeros (x = u = lam = c = 0 stays 0 and adds 0 to f) to
+    # run the same register-resident loop.
     cdef floating xt[BLOCK]
     cdef floating ut[BLOCK]
     cdef floating lt[BLOCK]
     cdef floating ct[BLOCK]
     cdef Py_ssize_t j, m = record.m
     if m == BLOCK:
-        _advance_cases(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record)
+        if general:
+            _advance_form(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record,
+                          record.watch != NULL)
+        else:
+            _advance_cases(x, u, lam, c, beta, a, k, e, steps, form, loss, trajectory, record)
         return
     for j in range(BLOCK):
         xt[j] = x[j] if j < m else 0
         ut[j] = u[j] if j < m else 0
         lt[j] = lam[j] if j < m else 0
         ct[j] = (c[j] if c != NULL else 0) if j < m else 0
-    _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, form, loss,
-                   trajectory, record)
+    if general:
+        _advance_form(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, form, loss,
+                      trajectory, record, record.watch != NULL)
+    else:
+        _advance_cases(xt, ut, lt, ct if c != NULL else NULL, beta, a, k, e, steps, form, loss,
+                       trajectory, record)
     for j in range(m):
         x[j] = xt[j]
         u[j] = ut[j]
@@ -309,7 +326,7 @@ cdef inline void _advance_blocks(floating* x, floating* u, const floating* lam,
         record.m = min(BLOCK, n - lo)
         _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
                        beta, a, k, e, steps, form, loss,
-                       trajectory + lo if trajectory != NULL else NULL, record)
+                       trajectory + lo if trajectory != NULL else NULL, record, False)
 
 
 cdef Py_ssize_t _last_within(floating* x, floating* u, const floating* saved,
@@ -318,27 +335,56 @@ cdef Py_ssize_t _last_within(floating* x, floating* u, const floating* saved,
                              Py_ssize_t steps, Form form, Py_ssize_t n,
                              double bound) noexcept nogil:
     # A check found x beyond the bound after the `steps` steps of an interval that started
-    # from `saved` (x, u). Runs the interval again, block by block, watching the bound after
-    # every step, and leaves x, u at the last step before the first that went beyond it;
-    # returns that step's count within the interval (0: the saved state).
-    cdef Py_ssize_t q, lo, found, first = steps
+    # from `saved` (x, u). Runs the interval again from there, block by block, watching the
+    # bound after every step (phase 0), then once more up to the last step before the first
+    # that went beyond it (phase 1), and leaves x, u there; returns that step's count within
+    # the interval (0: the saved state). One call site for both phases keeps the code small;
+    # these loops are the recording copies, which agree with the others to rounding.
+    cdef Py_ssize_t q, lo, phase, found, first = steps
     cdef Recorder record
     record.every, record.n, record.countdown, record.bound = 1, n, steps + 1, bound
-    record.watch = &found
-    restore_state(saved, x, u, n)
-    for q in range((n + BLOCK - 1) // BLOCK):
-        lo = q * BLOCK
-        record.m = min(BLOCK, n - lo)
-        found = -1
-        _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
-                       beta, a, k, e, first, form, NULL, NULL, record)
-        if 0 < found < first:
-            first = found  # the blocks after this one need only be run this far
-    restore_state(saved, x, u, n)
-    record.watch = NULL
-    if first > 1:
-        _advance_blocks(x, u, lam, linear, beta, a, k, e, first - 1, form, NULL, NULL, record)
+    for phase in range(2):
+        restore_state(saved, x, u, n)
+        record.watch = &found if phase == 0 else NULL
+        for q in range((n + BLOCK - 1) // BLOCK):
+            lo = q * BLOCK
+            record.m = min(BLOCK, n - lo)
+            found = -1
+            if phase == 1 and first == 1:
+                break
+            _advance_block(x + lo, u + lo, lam + lo, linear + lo if linear != NULL else NULL,
+                           beta, a, k, e, first - phase, form, NULL, NULL, record, True)
+            if 0 < found < first:
+                first = found  # the blocks after this one need only be run this far
     return first - 1
+
+
+cdef inline Form _interval_coefficients(const floating* row, const floating* schedule,
+                                       const Settings* run, Py_ssize_t t, Py_ssize_t t_end,
+                                       floating* a, floating* k, floating* e) noexcept nogil:
+    # a, k, e of steps t..t_end-1 (from a[0]) and the Form of that interval
+    cdef Py_ssize_t s
+    for s in range(t, t_end):
+        step_coefficients(row, schedule[s * run.schedule_stride], s == 0, &a[s - t], &k[s - t],
+                          &e[s - t])
+    return _form(a, k, e, t_end - t)
+
+
+cdef inline void _advance_interval(floating* x, floating* u, const floating* lam,
+                                   const floating* linear, floating beta, const floating* a,
+                                   const floating* k, const floating* e, Form form,
+                                   Py_ssize_t t, Py_ssize_t t_end, const Settings* run,
+                                   floating* loss, floating* trajectory) noexcept nogil:
+    # steps t..t_end-1 of one configuration, recording where records fall (loss and
+    # trajectory: its records, or NULL)
+    cdef Py_ssize_t first = t // run.every + 1  # the next record
+    cdef Recorder record
+    record.every, record.n, record.watch = run.every, run.n, NULL
+    record.countdown = (first * run.every - t if loss != NULL or trajectory != NULL
+                        else run.steps + 1)
+    _advance_blocks(x, u, lam, linear, beta, a, k, e, t_end - t, form,
+                    loss + first if loss != NULL else NULL,
+                    trajectory + first * run.n if trajectory != NULL else NULL, record)
 
 
 cdef int64_t _run_configuration(const floating* lam, const floating* c, floating b,
@@ -350,8 +396,12 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     # stopped. `row`: its coefficients; loss and trajectory: its records, or NULL; saved:
     # workspace of 2n. A check that finds x beyond the bound finds the step where it first
     # was (_last_within): the configuration stops at the step before, with that x and u.
+    # The state is saved every SNAPSHOT_EVERY steps only (a copy per check interval cost
+    # 2-3 % of the run at x86-64-v3); after a divergence the run goes again from the last
+    # save to the failing interval, exactly as it went (its records rewritten with the same
+    # values), to start the search from that interval's first state.
     cdef Py_ssize_t n = run.n, every = run.every, steps = run.steps
-    cdef Py_ssize_t t = 0, t_end, s, q, lo, r, i, first
+    cdef Py_ssize_t t = 0, t_end, t_saved = 0, t_again, q, lo, r, i
     cdef Form form
     cdef bint recording = loss != NULL or trajectory != NULL
     cdef const floating* linear = c if recording or not within(c, n, 0) else NULL
@@ -359,9 +409,7 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     cdef floating a[CHECK_EVERY]
     cdef floating k[CHECK_EVERY]
     cdef floating e[CHECK_EVERY]
-    cdef Recorder record
     diverged[0] = False
-    record.watch = NULL
 
     if loss != NULL:
         for r in range(run.records):
@@ -378,19 +426,28 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
         # previous interval still hold (unless it held torch's first step): scalar work that
         # would otherwise take a tenth of the vector units' time
         if t <= CHECK_EVERY or run.schedule_stride != 0:
-            for s in range(t, t_end):
-                step_coefficients(row, schedule[s * run.schedule_stride], s == 0,
-                                  &a[s - t], &k[s - t], &e[s - t])
-            form = _form(a, k, e, t_end - t)
-        first = t // every + 1  # the next record
-        record.every, record.n = every, n
-        record.countdown = first * every - t if recording else steps + 1
-        save_state(saved, x, u, n)
-        _advance_blocks(x, u, lam, linear, beta, a, k, e, t_end - t, form,
-                        loss + first if loss != NULL else NULL,
-                        trajectory + first * n if trajectory != NULL else NULL, record)
+            form = _interval_coefficients(row, schedule, run, t, t_end, a, k, e)
+        if t % SNAPSHOT_EVERY == 0:
+            save_state(saved, x, u, n)
+            t_saved = t
+        _advance_interval(x, u, lam, linear, beta, a, k, e, form, t, t_end, run, loss,
+                          trajectory)
         if not within(x, n, <floating>run.bound):
             diverged[0] = True
+            if t_saved < t:
+                restore_state(saved, x, u, n)
+                if loss != NULL:
+                    for r in range(t_saved // every + 1, t // every + 1):
+                        loss[r] = b  # taken again below, the same sums in the same order
+                t_again = t_saved
+                while t_again < t:
+                    form = _interval_coefficients(row, schedule, run, t_again,
+                                                  t_again + CHECK_EVERY, a, k, e)
+                    _advance_interval(x, u, lam, linear, beta, a, k, e, form, t_again,
+                                      t_again + CHECK_EVERY, run, loss, trajectory)
+                    t_again += CHECK_EVERY
+                form = _interval_coefficients(row, schedule, run, t, t_end, a, k, e)
+                save_state(saved, x, u, n)
             t += _last_within(x, u, saved, lam, linear, beta, a, k, e, t_end - t, form, n,
                               run.bound)
             break

@@ -94,9 +94,14 @@ cdef int64_t _train_configuration(const floating* X, const floating* y, const in
                                   const floating* schedule, const Settings* run,
                                   floating* theta, floating* u, floating* loss,
                                   unsigned char* diverged) noexcept nogil:
-    # one configuration in place; returns the steps taken and sets diverged[0] on a stop
+    # one configuration in place; returns the steps taken and sets diverged[0] on a stop.
+    # When a check finds θ beyond the bound, the same loop takes the interval again from
+    # its saved start, now saving the state before and checking after every step
+    # (`searching`), and stops at the last step within the bound. One call site of the step
+    # keeps the kernel as small (and as fast) as it was without the search.
     cdef Py_ssize_t t = 0, t_end, s, j, n = run.n
-    cdef Py_ssize_t seen = 0, records = 0, seen_before, records_before
+    cdef Py_ssize_t seen = 0, records = 0, seen_before = 0, records_before = 0
+    cdef bint searching = False
     cdef floating saved[2 * MAX_PARAMETERS]
     diverged[0] = False
     while t < run.steps and not stop_requested(run):
@@ -104,29 +109,27 @@ cdef int64_t _train_configuration(const floating* X, const floating* y, const in
         save_state(saved, theta, u, n)
         seen_before, records_before = seen, records
         for s in range(t, t_end):
+            if searching:
+                save_state(saved, theta, u, n)
+                records_before = records
             seen += _train_step(X, y, order, data, row, schedule, run, s, theta, u)
             if loss != NULL and seen % data.record_every == 0:
-                loss[records] = _data_loss(X, y, data, theta)
+                loss[records] = _data_loss(X, y, data, theta)  # the same value when searching
                 records += 1
+            if searching and not within(theta, n, <floating>run.bound):
+                break
+        if searching:  # (found at step s: the replay repeats the run's arithmetic exactly)
+            restore_state(saved, theta, u, n)
+            if loss != NULL:
+                for j in range(records_before, run.records):
+                    loss[j] = NAN
+            return s
         if not within(theta, n, <floating>run.bound):
-            # the interval again from its start, checked after every step, to stop at the
-            # last step within the bound
             diverged[0] = True
+            searching = True
             restore_state(saved, theta, u, n)
             seen, records = seen_before, records_before
-            for s in range(t, t_end):
-                save_state(saved, theta, u, n)
-                seen += _train_step(X, y, order, data, row, schedule, run, s, theta, u)
-                if not within(theta, n, <floating>run.bound):
-                    restore_state(saved, theta, u, n)
-                    break
-                if seen % data.record_every == 0:
-                    records += 1
-                t = s + 1
-            if loss != NULL:
-                for j in range(records, run.records):
-                    loss[j] = NAN
-            return t
+            continue
         t = t_end
     return t
 
