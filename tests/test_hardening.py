@@ -375,3 +375,27 @@ def test_a_late_divergence_is_found_from_the_last_saved_state(record):
         for name in ("loss", "trajectory"):
             if getattr(kernel, name) is not None:
                 np.testing.assert_array_equal(getattr(kernel, name)[:, :330], getattr(shorter, name))
+
+
+def test_concurrent_callers_get_the_results_of_sequential_calls():
+    # 8 threads at once, each with its own plans, some long enough for the main thread's
+    # interruptible path (which only the main thread takes): the same numbers as one at a time
+    import concurrent.futures
+
+    rng = np.random.default_rng(8)
+    jobs = [(polyak.Quadratic.diagonal(rng.uniform(0.1, 2.0, (50, 300))), polyak.Momentum(rng.uniform(0.1, 1.5, 50), 0.6))
+            for _ in range(8)]
+
+    def solve(job):
+        problem, rule = job
+        return polyak.run(problem, rule, np.ones(300), 400 if job is jobs[0] else 2000, record="loss", every=50)
+
+    sequential = [solve(job) for job in jobs]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(solve, job) for job in jobs[1:]]
+        here = solve(jobs[0])  # the main thread meanwhile
+        concurrent_results = [here] + [future.result() for future in futures]
+    for a, b in zip(sequential, concurrent_results):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.loss, b.loss)
+        np.testing.assert_array_equal(a.diverged_at, b.diverged_at)

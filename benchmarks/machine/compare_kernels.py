@@ -92,8 +92,9 @@ def main(other, level, threads, only=""):
             this = getattr(_config.kernels(module), function)
             that = getattr(_load(other, module, level), function)
             rates = {"this": [], "other": []}
-            for _ in range(ROUNDS):
-                for build, kernel in (("this", this), ("other", that)):
+            for round_ in range(ROUNDS):
+                order = (("this", this), ("other", that))
+                for build, kernel in order if round_ % 2 == 0 else order[::-1]:  # no first-mover bias
                     peak = probe.multiply_add_rate(threads, 1_000_000)
                     start = time.perf_counter()
                     _call(kernel, arguments)

@@ -17,6 +17,12 @@ steps), then the next block; the last, partial block is padded with zeros. BLOCK
 per instruction-set level. Recorded losses and iterates are written from the registers, each
 block adding its share of f(x) to the loss in block order.
 
+Divergence: x is checked after every CHECK_EVERY-th step and the last. When a check finds
+some |xᵢ| beyond the bound (or NaN), the steps since the previous check are taken again from
+the state before them, checked after every step, and the configuration stops at the last
+step within the bound, with that state (see _run_configuration). The kernel checks a stop
+flag between check intervals, which the caller raises on Ctrl-C.
+
 The arithmetic is regrouped where that saves work or shortens the chain of dependent
 multiply-adds, so the kernel agrees with its twin to rounding, not bit for bit. Where a check
 interval has no e term and constant a and k (a constant learning rate: the common case), it
