@@ -399,3 +399,12 @@ def test_concurrent_callers_get_the_results_of_sequential_calls():
         np.testing.assert_array_equal(a.x, b.x)
         np.testing.assert_array_equal(a.loss, b.loss)
         np.testing.assert_array_equal(a.diverged_at, b.diverged_at)
+
+
+def test_a_start_beyond_the_divergence_bound_is_refused():
+    problem = polyak.problems.ill_conditioned_2d()
+    with pytest.raises(ValueError, match=r"x0 has entries beyond the divergence bound 10 \(max \|x0\| = 11\)"):
+        polyak.run(problem, polyak.GD(0.1), [11.0, 0.0], 5, divergence_bound=10.0)
+    job = polyak.plan(problem, polyak.GD(0.1), [1.0, 0.0], 5, divergence_bound=10.0)
+    with pytest.raises(ValueError, match="the plan's x0 must lie within its divergence bound"):
+        polyak.Plan(**{**job._fields(), "x0": np.array([[11.0, 0.0]])})

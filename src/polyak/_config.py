@@ -85,7 +85,8 @@ def show_config(print_out=True):
 
     Keys: ``version``, ``python``, ``numpy``, ``scipy``, ``openmp`` (whether the kernels were
     compiled with OpenMP), ``max_threads`` (the default thread count: OMP_NUM_THREADS or the
-    number of cores; 1 without OpenMP), ``cpu_level`` (the instruction-set level whose
+    number of cores, at most ``cpus_available``; 1 without OpenMP), ``cpus_available`` (the
+    CPUs this process may run on), ``cpu_level`` (the instruction-set level whose
     kernels are in use), ``cpu_levels_built``, ``cpu_levels_supported`` (by this CPU),
     ``compile_args`` (the compiler flags of the kernels in use), ``extension`` (the path of
     a compiled module in use).
@@ -97,7 +98,8 @@ def show_config(print_out=True):
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "openmp": build.openmp_enabled(),
-        "max_threads": build.max_threads(),
+        "max_threads": min(build.max_threads(), available_cpus()) if build.openmp_enabled() else 1,
+        "cpus_available": available_cpus(),
         "cpu_level": probe.level(),
         "cpu_levels_built": list(build.built_levels()),
         "cpu_levels_supported": list(supported_levels()),

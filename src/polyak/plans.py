@@ -150,6 +150,8 @@ class Plan:
             raise ValueError(f"the plan's velocity_sign must be ±1 and its dtype float32, float64 or longdouble; "
                              f"got {self.velocity_sign!r} and {self.dtype!r}")
         _divergence_bound(self.divergence_bound, np.dtype(self.dtype))
+        if not float(np.max(np.abs(self.x0), initial=0.0)) <= self.divergence_bound:
+            raise ValueError("the plan's x0 must lie within its divergence bound")
 
     def __setattr__(self, name, value):
         raise AttributeError("Plan is immutable; make a new one")
