@@ -17,11 +17,14 @@ def test_readme_example_runs(capsys):
     assert capsys.readouterr().out.strip() == "[0.00718787 0.00255327]"
     assert namespace["result"].loss.shape == (4096, 101)
     assert np.all(np.isfinite(namespace["result"].loss[~namespace["result"].diverged]))
+    best, fastest = namespace["swept"].best("rate"), namespace["swept"].best()
+    assert (round(best["lr"], 2), round(best["beta"], 2), round(best["rate"], 3)) == (0.65, 0.41, 0.640)
+    assert (round(fastest["lr"], 2), round(fastest["beta"], 2), fastest["steps_to_tol"]) == (0.64, 0.43, 23)
 
 
 def test_readme_commands_are_the_ones_ci_runs():
     readme = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    test_command = re.search(r'pip install "\.\[test\]" && (pytest[^\n`]*)', readme).group(1).strip()
+    test_command = re.search(r'pip install "\.\[test,sweep\]" && (pytest[^\n`]*)', readme).group(1).strip()
     assert test_command in ci
     assert "pip install . && python -m polyak" in readme

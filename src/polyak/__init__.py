@@ -20,6 +20,7 @@ from polyak.problems import Quadratic
 from polyak.results import Result
 from polyak.rules import GD, Momentum
 from polyak.solve import run
+from polyak.sweeps import SweepResult, sweep
 
 __all__ = [
     "GD",
@@ -27,6 +28,7 @@ __all__ = [
     "Plan",
     "Quadratic",
     "Result",
+    "SweepResult",
     "__version__",
     "analysis",
     "data",
@@ -38,5 +40,6 @@ __all__ = [
     "rules",
     "run",
     "show_config",
+    "sweep",
     "train",
 ]

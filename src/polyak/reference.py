@@ -7,7 +7,8 @@
   dense quadratics, minibatch linear regression), one step at a time, for any gradient;
 - :func:`quadratic_gradient` and :func:`minibatch_gradient` are the gradients those kernels
   compute;
-- :func:`sgd_step` is the fused optimizer step of :class:`polyak.optim.SGD`.
+- :func:`sgd_step` is the fused optimizer step of :class:`polyak.optim.SGD`;
+- :func:`sweep` is the sweep kernel's: metrics of configurations on the error coordinates.
 
 The tests hold every kernel to its twin on random inputs and every convention to its
 formula, and the benchmarks time kernel against twin. ``polyak.execute(plan, "reference")``
@@ -19,7 +20,7 @@ import numpy as np
 from polyak.plans import COLUMNS
 
 __all__ = ["CHECK_EVERY", "momentum", "momentum_in_convention", "quadratic_gradient", "minibatch_gradient",
-           "sgd_step", "step_coefficients"]
+           "sgd_step", "step_coefficients", "sweep"]
 
 #: Divergence is checked after every step that is a multiple of this, and after the last.
 CHECK_EVERY = 128
@@ -154,6 +155,47 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
         if states is not None:
             states[p, later] = np.nan
     return loss, states, steps_taken, diverged
+
+
+@np.errstate(over="ignore", invalid="ignore")
+def sweep(lam, e0, table, schedule, steps, *, tol=None, every=None, bound=np.inf):
+    """The NumPy twin of ``_kernels._sweep.sweep_diagonal``, one row per configuration.
+
+    lam, e0 (C, n): each configuration's eigenvalues and starting error e = x − x*; table
+    (C, 8): its coefficients. The canonical update on the error (g = λ e), and per
+    configuration: f − f* = ½ Σ λᵢ eᵢ² after the last step (inf where diverged), the first
+    step t in 0..T with f − f* <= tol (−1: never; None without tol), the magnitude test of
+    divergence after every CHECK_EVERY-th step and the last (a diverged configuration stops:
+    its later records are NaN), and f − f* every `every` steps. Returns (final_loss,
+    steps_to_tol, diverged, loss).
+    """
+    C = e0.shape[0]
+    E, U = e0.astype(np.float64).copy(), np.zeros_like(e0, dtype=np.float64)
+    gone = np.zeros(C, bool)
+    K = steps // every + 1 if every else 0
+    loss = np.full((C, K), np.nan)
+    steps_to_tol = np.full(C, -1, np.int64) if tol is not None else None
+
+    def observe(t):
+        value = 0.5 * np.sum(lam * E * E, axis=1)
+        if steps_to_tol is not None:
+            steps_to_tol[(steps_to_tol < 0) & (value <= tol) & ~gone] = t
+        if every and t % every == 0:
+            loss[~gone, t // every] = value[~gone]
+
+    observe(0)
+    for t in range(steps):
+        beta, a, k, e = step_coefficients(table, schedule[t % len(schedule)], t == 0)
+        g = lam * E
+        U = beta * U + a * g
+        E = E - k * U - e * g
+        observe(t + 1)
+        if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
+            found = ~np.all(np.abs(E) <= bound, axis=1) & ~gone
+            gone |= found
+            E[gone], U[gone] = 0.0, 0.0
+    final_loss = np.where(gone, np.inf, 0.5 * np.sum(lam * E * E, axis=1))
+    return final_loss, steps_to_tol, gone, loss if every else None
 
 
 def quadratic_gradient(curvature, c, b):

@@ -1,0 +1,364 @@
+"""`sweep`: metrics of a grid (or a random search) of momentum configurations on quadratics.
+
+A sweep runs every configuration of learning rate × momentum × nesterov on a problem's
+spectrum and keeps, per configuration, a few numbers instead of its iterates: the final loss,
+the steps to a loss threshold, whether it diverged, the theory's rate, and optionally the loss
+every `every` steps. It runs in the eigenbasis of Q on the error e = x − x* (a dense Q is
+rotated once, with :func:`polyak.analysis.eigendecompose`), where f(x) − f* = ½ Σ λᵢ eᵢ², in a
+kernel that advances blocks of configurations together in the vector lanes
+(``polyak._kernels._sweep``).
+
+>>> import numpy as np, polyak
+>>> result = polyak.sweep(polyak.problems.ill_conditioned_2d(), 100, lr=np.linspace(0.05, 0.6, 12),
+...                       beta=np.linspace(0.0, 0.9, 10), tol=1e-8)
+>>> result.dims, result.final_loss.shape
+(('lr', 'beta'), (12, 10))
+"""
+
+import time
+
+import numpy as np
+
+from polyak import _closed_form, reference
+from polyak._config import kernels, resolve_threads
+from polyak._memory import require_memory
+from polyak._validation import as_int, finite_real_array, require_shape
+from polyak.plans import COLUMNS, DIVERGENCE_BOUND, MAX_STEPS
+from polyak.problems import Quadratic
+from polyak.rules import as_dampening, canonical_coefficients, check_form, resolve_convention
+
+__all__ = ["sweep", "SweepResult", "METRICS"]
+
+#: The per-configuration arrays of a SweepResult (loss and steps_to_tol when asked for).
+METRICS = ("final_loss", "steps_to_tol", "diverged", "rate", "loss")
+#: The axes a sweep may have, in the order of the result's dimensions.
+AXES = ("problem", "lr", "beta", "nesterov")
+
+
+class SweepResult:
+    """The metrics of a sweep, one entry per configuration, on the sweep's axes.
+
+    Attributes
+    ----------
+    final_loss : ndarray of float
+        f(x_T) − f* = ½ Σ λᵢ eᵢ² after the last step (inf where diverged).
+    steps_to_tol : ndarray of int64, or None
+        The first t in 0..T with f(x_t) − f* <= tol; −1 where never (None without `tol`).
+    diverged : ndarray of bool
+        Some |eᵢ| was beyond the divergence bound at a check (after every 128th step and the
+        last), the magnitude test of :func:`polyak.run`. A configuration whose rate is above
+        1 but whose error is still within the bound after T steps is not diverged.
+    rate : ndarray of float, or None
+        The worst spectral radius over the spectrum (:func:`polyak.analysis.rate`), for a
+        constant learning rate; None with a schedule.
+    loss : ndarray, shape dims + (K,), or None
+        f − f* every `every` steps (t = 0, every, …); NaN after a divergence was found.
+    recorded_at : ndarray of int64, shape (K,)
+    dims : tuple of str
+        The axis names, in the order (problem, lr, beta, nesterov) of those given as arrays,
+        or ("config",) for a random search (``grid=False``).
+    coords : dict
+        The values along each axis (for "config": the lr, beta and nesterov of each).
+    steps : int
+    seconds : float
+    """
+
+    def __init__(self, *, final_loss, steps_to_tol, diverged, rate, loss, recorded_at, dims, coords, steps, seconds,
+                 tol):
+        self.final_loss, self.steps_to_tol, self.diverged, self.rate = final_loss, steps_to_tol, diverged, rate
+        self.loss, self.recorded_at, self.dims, self.coords = loss, recorded_at, dims, coords
+        self.steps, self.seconds, self.tol = steps, seconds, tol
+
+    @property
+    def shape(self):
+        return self.final_loss.shape
+
+    def _configuration(self, index):
+        """The hyperparameters and metrics of the configuration at `index` (a tuple), as a dict."""
+        values = {}
+        if self.dims == ("config",):
+            values.update({name: _item(self.coords[name][index[0]]) for name in self.coords})
+        else:
+            values.update({dim: _item(self.coords[dim][i]) for dim, i in zip(self.dims, index)})
+        for name in ("final_loss", "steps_to_tol", "diverged", "rate"):
+            array = getattr(self, name)
+            if array is not None:
+                values[name] = _item(array[index])
+        return values
+
+    def best(self, by="steps_to_tol"):
+        """The winning configuration: fewest steps to tol (ties: lower final loss), or lowest
+        final_loss (``by="final_loss"``), or lowest rate (``by="rate"``); a dict of its
+        hyperparameters and metrics. None when no configuration qualifies (none reached tol)."""
+        if by == "steps_to_tol":
+            if self.steps_to_tol is None:
+                raise ValueError("best(by='steps_to_tol') needs a sweep run with tol=; use by='final_loss'")
+            steps = np.where(self.steps_to_tol < 0, np.iinfo(np.int64).max, self.steps_to_tol)
+            order = np.lexsort((self.final_loss.ravel(), steps.ravel()))
+            if steps.ravel()[order[0]] == np.iinfo(np.int64).max:
+                return None
+            flat = order[0]
+        elif by in ("final_loss", "rate"):
+            values = getattr(self, by)
+            if values is None:
+                raise ValueError(f"this sweep has no {by} (a schedule has no rate)")
+            flat = int(np.argmin(np.where(np.isnan(values), np.inf, values)))
+        else:
+            raise ValueError(f"by must be 'steps_to_tol', 'final_loss' or 'rate'; got {by!r}")
+        return self._configuration(np.unravel_index(flat, self.shape))
+
+    def to_xarray(self):
+        """An ``xarray.Dataset``: one data variable per metric, named dims with coordinates."""
+        try:
+            import xarray  # noqa: PLC0415 -- optional
+        except ImportError as error:
+            raise ImportError("SweepResult.to_xarray needs xarray: pip install 'polyak[sweep]'") from error
+        variables = {name: (self.dims, getattr(self, name)) for name in METRICS[:-1] if getattr(self, name) is not None}
+        if self.loss is not None:
+            variables["loss"] = ((*self.dims, "t"), self.loss)
+        coords = {name: (("config",) if self.dims == ("config",) else (name,), values)
+                  for name, values in self.coords.items()}
+        if self.loss is not None:
+            coords["t"] = ("t", self.recorded_at)
+        return xarray.Dataset(variables, coords=coords, attrs=dict(steps=self.steps, tol=-1.0 if self.tol is None
+                                                                    else self.tol))
+
+    def to_dataframe(self):
+        """A ``pandas.DataFrame``, one row per configuration (through :meth:`to_xarray`)."""
+        try:
+            import pandas  # noqa: F401, PLC0415 -- optional
+        except ImportError as error:
+            raise ImportError("SweepResult.to_dataframe needs pandas: pip install 'polyak[sweep]'") from error
+        return self.to_xarray().drop_vars(["loss", "t"], errors="ignore").to_dataframe()
+
+    def __repr__(self):
+        grid = " × ".join(f"{dim} {size}" for dim, size in zip(self.dims, self.shape)) or "one configuration"
+        best = self.best("steps_to_tol") if self.steps_to_tol is not None else self.best("final_loss")
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in (best or {}).items())
+        return (f"SweepResult({grid}, steps={self.steps}, diverged {np.mean(self.diverged):.1%}, "
+                f"best: {shown or 'none reached tol'}, {self.seconds:.3g} s)")
+
+
+def _item(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dampening=0.0, schedule=None, x0=None,
+          tol=None, every=None, grid=True, n_threads=None, chunk_size=None):
+    """Run every configuration of a grid of (lr, β, nesterov) on `problem`; keep its metrics.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        Diagonal or dense (a dense Q is rotated once into its eigenbasis with
+        :func:`polyak.analysis.eigendecompose`); one problem, or a batch (an axis "problem").
+        Every eigenvalue must be >= 0, and 0 only where the linear term is 0 in that
+        eigendirection (else f has no minimum).
+    steps : int
+        T >= 0.
+    lr, beta : float or 1-D array_like
+        Learning rates (finite, > 0) and momenta (in [0, 1]): a scalar, or an axis of values.
+    nesterov : bool or 1-D array of bool
+        An axis too (β = 0 with nesterov is gradient descent).
+    convention, dampening, schedule
+        As for :class:`polyak.Momentum` (the schedule: one multiplier per step, shared).
+    x0 : array_like, shape (n,), optional
+        The start; ones by default (every eigendirection of a diagonal problem excited equally).
+    tol : float > 0, optional
+        Track the first step with f(x_t) − f* <= tol (steps_to_tol).
+    every : int >= 1, optional
+        Also record the loss every `every` steps.
+    grid : bool
+        True: the outer product of the array-valued axes, dims in the order (problem, lr,
+        beta, nesterov). False: a random search, the arrays (and a batch of problems) paired
+        entry by entry, one axis "config".
+    n_threads : int, optional
+        As for :func:`polyak.run`; results do not depend on it, nor on `chunk_size`.
+    chunk_size : int, optional
+        Configurations per kernel call (by default as many as fit comfortably in memory).
+
+    Returns
+    -------
+    SweepResult
+    """
+    if not isinstance(problem, Quadratic):
+        raise TypeError(f"problem must be a polyak.Quadratic; got {type(problem).__name__}")
+    steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
+    axes = {"lr": _axis(lr, "lr", float), "beta": _axis(beta, "beta", float),
+            "nesterov": _axis(nesterov, "nesterov", bool)}
+    if not np.all((axes["lr"] > 0)):
+        raise ValueError(f"lr must be > 0; got {axes['lr'][axes['lr'] <= 0][0]}")
+    if not np.all((axes["beta"] >= 0) & (axes["beta"] <= 1)):
+        raise ValueError(f"beta must be in [0, 1]; got {axes['beta'][(axes['beta'] < 0) | (axes['beta'] > 1)][0]}")
+    convention = resolve_convention(convention)
+    dampening = as_dampening(dampening)
+    check_form(convention, dampening, bool(np.any(axes["nesterov"])))
+    if tol is not None:
+        tol = float(require_shape(finite_real_array(tol, "tol"), [()], "tol"))
+        if tol <= 0:
+            raise ValueError(f"tol must be > 0; got {tol}")
+    if every is not None:
+        every = as_int(every, "every", minimum=1)
+    multipliers = _schedule(schedule, steps)
+    lam, e0 = _error_coordinates(problem, x0)
+    if not isinstance(grid, (bool, np.bool_)):
+        raise TypeError(f"grid must be True or False; got {grid!r}")
+    dims, coords, configurations = _configurations(axes, problem, bool(grid))
+    chunk_size = None if chunk_size is None else as_int(chunk_size, "chunk_size", minimum=1)
+    threads = resolve_threads(n_threads)
+    return _run(lam, e0, configurations, dims, coords, convention, dampening, multipliers, steps, tol, every,
+                threads, chunk_size)
+
+
+def _axis(value, name, kind):
+    """A scalar or a non-empty 1-D axis of finite values (bools for `kind` bool)."""
+    if kind is bool:
+        array = np.asarray(value)
+        if array.dtype != bool:
+            raise TypeError(f"{name} must be True, False or a 1-D array of them; got {value!r}")
+    else:
+        array = np.asarray(finite_real_array(value, name), dtype=np.float64)
+    if array.ndim > 1 or array.size == 0:
+        raise ValueError(f"{name} must be a scalar or a non-empty 1-D array; got shape {array.shape}")
+    return array
+
+
+def _schedule(schedule, steps):
+    if schedule is None:
+        return np.ones(1)
+    values = np.asarray(finite_real_array(schedule, "schedule"), dtype=np.float64)
+    if values.ndim != 1 or values.size < steps:
+        raise ValueError(f"schedule must be a 1-D array of at least steps={steps} multipliers; got shape {values.shape}")
+    if np.any(values < 0):
+        raise ValueError("schedule multipliers must be >= 0")
+    return values[:steps] if steps else np.ones(1)
+
+
+def _error_coordinates(problem, x0):
+    """(λ, e₀), each (P, n) float64: the spectrum and the start's error in the eigenbasis."""
+    n = problem.dim
+    x0 = np.ones(n) if x0 is None else require_shape(finite_real_array(x0, "x0"), [(n,)], "x0")
+    lam, rotation = problem.eigenbasis()
+    lam = lam.astype(np.float64)
+    c = problem.c.astype(np.float64)
+    if rotation is None:
+        z0, c_eigen = np.broadcast_to(x0, c.shape), c
+    else:
+        rotation = rotation.astype(np.float64)
+        noise = 64 * np.finfo(np.float64).eps * np.max(np.abs(lam), axis=-1, keepdims=True)
+        lam = np.where(np.abs(lam) <= noise, 0.0, lam)  # eigh's ±1e-16·max|λ| for a zero eigenvalue
+        if rotation.ndim == 2:
+            z0, c_eigen = np.broadcast_to(x0 @ rotation, c.shape), c @ rotation
+        else:
+            z0, c_eigen = np.einsum("i,bij->bj", x0, rotation), np.einsum("bi,bij->bj", c, rotation)
+    lam = np.broadcast_to(lam, c.shape)
+    if np.any(lam < 0):
+        raise ValueError(f"the problem is unbounded below: an eigenvalue is {lam[lam < 0][0]:.6g} < 0 "
+                         f"(a sweep measures f − f*)")
+    flat = (lam == 0) & (c_eigen != 0)
+    if np.any(flat):
+        raise ValueError("the problem is unbounded below: an eigenvalue is 0 where the linear term is not "
+                         "(no minimizer)")
+    z_star = np.where(lam > 0, -c_eigen / np.where(lam > 0, lam, 1.0), z0)  # λ = 0: any point; e = 0
+    return np.ascontiguousarray(lam), np.ascontiguousarray(z0 - z_star)
+
+
+def _configurations(axes, problem, grid):
+    """(dims, coords, (problem_index, lr, beta, nesterov) per configuration, problem-major)."""
+    arrays = {name: values for name, values in axes.items() if values.ndim == 1}
+    if problem.batched:
+        arrays = {"problem": np.arange(problem.batch_size), **arrays}
+    if grid:
+        dims = tuple(name for name in AXES if name in arrays)
+        mesh = np.meshgrid(*(arrays[d] for d in dims), indexing="ij") if dims else []
+        columns = {d: m.ravel() for d, m in zip(dims, mesh)}
+        coords = {d: arrays[d] for d in dims}
+        size = int(np.prod([arrays[d].size for d in dims])) if dims else 1
+    else:
+        lengths = {name: values.size for name, values in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"grid=False pairs the arrays entry by entry: they must have one length; got {lengths}")
+        size = next(iter(lengths.values()), 1)
+        dims = ("config",)
+        columns = dict(arrays)
+        coords = {name: values for name, values in arrays.items()}
+    full = {name: np.broadcast_to(columns[name] if name in columns else axes[name][()], (size,))
+            for name in ("lr", "beta", "nesterov")}
+    index = columns.get("problem", np.zeros(size, np.int64)).astype(np.int64)
+    return dims, coords, (index, full["lr"], full["beta"], full["nesterov"])
+
+
+def coefficient_rows(convention, dampening, lr, beta, nesterov):
+    """The (C, 8) coefficient table (polyak.plans.COLUMNS) of C fresh configurations."""
+    nesterov = np.asarray(nesterov, bool) & (np.asarray(beta) > 0)  # β = 0: nesterov is gradient descent
+    columns = {}
+    for flag in (False, True):
+        if flag and not nesterov.any():
+            continue
+        fixed = canonical_coefficients(convention, 0.0 * lr, beta, nesterov=flag, dampening=dampening)
+        at_lr = canonical_coefficients(convention, lr, beta, nesterov=flag, dampening=dampening)
+        first = canonical_coefficients(convention, 0.0 * lr, beta, nesterov=flag, dampening=dampening, first_step=True)
+        values = dict(beta=np.asarray(beta, float), a_fixed=fixed.a, a_scaled=at_lr.a - fixed.a, a_first=first.a,
+                      k_fixed=fixed.k, k_scaled=at_lr.k - fixed.k, e_fixed=fixed.e, e_scaled=at_lr.e - fixed.e)
+        for name, value in values.items():
+            columns[name] = value if not flag else np.where(nesterov, value, columns[name])
+    return np.stack([np.broadcast_to(columns[name], np.shape(lr)) for name in COLUMNS], axis=1)
+
+
+def _rates(lam, index, table, multipliers):
+    """The worst spectral radius over each configuration's spectrum (None with a schedule)."""
+    if not np.all(multipliers == multipliers[0]):
+        return None
+    beta, a, k, e = (v[:, 0] for v in reference.step_coefficients(table, float(multipliers[0]), first_step=False))
+    radius = np.zeros(len(index))
+    for bound in (lam.min(axis=1), lam.max(axis=1)):  # the radius is quasiconvex in λ (polyak._stability)
+        trace, det = _closed_form.trace_and_determinant(beta, a, k, e, bound[index])
+        radius = np.maximum(radius, _closed_form.spectral_radius_of(trace, det))
+    return radius
+
+
+def _chunks(index, lanes):
+    """(chunk_problem, chunk_start) for configurations ordered by problem: chunks of at most
+    `lanes` consecutive configurations of one problem."""
+    breaks = np.flatnonzero(np.diff(index)) + 1
+    starts = []
+    for lo, hi in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [len(index)]])):
+        starts.extend(range(lo, hi, lanes))
+    starts = np.array(starts, np.int64)
+    return index[starts].astype(np.int64), np.append(starts, len(index)).astype(np.int64)
+
+
+def _run(lam, e0, configurations, dims, coords, convention, dampening, multipliers, steps, tol, every, threads,
+         chunk_size):
+    index, lr, beta, nesterov = configurations
+    C = len(index)
+    K = steps // every + 1 if every else 0
+    require_memory(C * (8.0 * (len(COLUMNS) + 4 + K)), "this sweep's results",
+                   ["fewer configurations", "a larger `every`, or none"])
+    chunk = chunk_size or max(1, min(C, 2**20))
+    final_loss, diverged = np.empty(C), np.empty(C, np.uint8)
+    steps_to_tol = np.empty(C, np.int64)
+    loss = np.empty((C, K))
+    rate_parts = []
+    module = kernels("_sweep")
+    bound = DIVERGENCE_BOUND[np.dtype(np.float64)]
+    start = time.perf_counter()
+    for lo in range(0, C, chunk):
+        hi = min(C, lo + chunk)
+        table = coefficient_rows(convention, dampening, lr[lo:hi], beta[lo:hi], nesterov[lo:hi])
+        chunk_problem, chunk_start = _chunks(index[lo:hi], module.lanes())
+        module.sweep_diagonal(lam=lam, e0=e0, chunk_problem=chunk_problem, chunk_start=chunk_start,
+                              coefficients=table, schedule=multipliers, steps=steps,
+                              tol=-1.0 if tol is None else tol, every=every or 0, bound=bound,
+                              final_loss=final_loss[lo:hi], steps_to_tol=steps_to_tol[lo:hi],
+                              diverged=diverged[lo:hi], loss=loss[lo:hi], n_threads=threads,
+                              stop=np.zeros(1, np.intc))
+        rate_parts.append(_rates(lam, index[lo:hi], table, multipliers))
+    seconds = time.perf_counter() - start
+    shape = tuple(len(coords[d]) for d in dims) if dims != ("config",) else (C,)
+    rate = None if rate_parts[0] is None else np.concatenate(rate_parts).reshape(shape)
+    return SweepResult(final_loss=final_loss.reshape(shape), steps_to_tol=steps_to_tol.reshape(shape) if tol else None,
+                       diverged=diverged.view(bool).reshape(shape), rate=rate,
+                       loss=loss.reshape(shape + (K,)) if every else None,
+                       recorded_at=np.arange(0, steps + 1, every, dtype=np.int64) if every else np.zeros(0, np.int64),
+                       dims=dims, coords=coords, steps=steps, seconds=seconds, tol=tol)
