@@ -94,20 +94,23 @@ cdef inline void _loss_lanes(const floating* E, const floating* lam, Py_ssize_t 
         total[j] = sums[j]
 
 
-cdef inline void _observe(const floating* total, Py_ssize_t t, Py_ssize_t count,
-                          const bint* gone, int64_t* steps_to_tol, floating* loss, double tol,
-                          const Settings* run) noexcept nogil:
-    # after step t (0: the start): the tolerance and the records, from total = 2·(f − f*)
+cdef inline void _reach(const floating* total, int64_t t, floating twice_tol,
+                        const int64_t* alive, int64_t* reached) noexcept nogil:
+    # reached[j] = t where it is still −1, the lane runs (alive[j] = 1; a diverged lane is
+    # zeroed, total 0) and total[j] = 2·(f − f*) <= 2·tol (halving is exact): branch-free over
+    # all the lanes, a vector compare and blend
     cdef Py_ssize_t j
-    cdef floating value
+    for j in range(LANES):
+        reached[j] = t if (reached[j] < 0) & (total[j] <= twice_tol) & (alive[j] != 0) else reached[j]
+
+
+cdef inline void _record(const floating* total, Py_ssize_t t, Py_ssize_t count,
+                         const bint* gone, floating* loss, const Settings* run) noexcept nogil:
+    # the loss record of step t (a multiple of every), from total = 2·(f − f*)
+    cdef Py_ssize_t j
     for j in range(count):
-        if gone[j]:
-            continue
-        value = <floating>0.5 * total[j]
-        if steps_to_tol != NULL and steps_to_tol[j] < 0 and value <= tol:
-            steps_to_tol[j] = t
-        if loss != NULL and t % run.every == 0:
-            loss[j * run.records + t // run.every] = value
+        if not gone[j]:
+            loss[j * run.records + t // run.every] = <floating>0.5 * total[j]
 
 
 cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* rows,
@@ -126,7 +129,12 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     cdef bint gone[LANES]
     cdef bint with_e = False, with_loss, all_gone
     cdef bint tracking = steps_to_tol != NULL
+    cdef int64_t reached[LANES]
+    cdef int64_t alive[LANES]
+    cdef floating twice_tol = <floating>(2 * tol)
     for j in range(LANES):
+        reached[j] = -1
+        alive[j] = j < count
         gone[j] = j >= count
         beta[j] = rows[j * COLUMNS + BETA] if j < count else 0
         a[j] = k[j] = e[j] = 0
@@ -136,11 +144,12 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
             U[i * LANES + j] = 0
     for j in range(count):
         diverged[j] = False
-        if tracking:
-            steps_to_tol[j] = -1
     if tracking or loss != NULL:
         _loss_lanes(E, lam, n, total)
-        _observe(total, 0, count, gone, steps_to_tol, loss, tol, run)
+        if tracking:
+            _reach(total, 0, twice_tol, alive, reached)
+        if loss != NULL:
+            _record(total, 0, count, gone, loss, run)
     for t in range(run.steps):
         if t <= 1 or run.schedule_stride != 0:  # torch's first step differs; then constant
             with_e = False
@@ -151,8 +160,10 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
                     with_e = with_e or e[j] != 0
         with_loss = tracking or (loss != NULL and (t + 1) % run.every == 0)
         _advance_cases(E, U, lam, n, beta, a, k, e, total, with_e, with_loss)
-        if with_loss:
-            _observe(total, t + 1, count, gone, steps_to_tol, loss, tol, run)
+        if tracking:
+            _reach(total, t + 1, twice_tol, alive, reached)
+        if loss != NULL and (t + 1) % run.every == 0:
+            _record(total, t + 1, count, gone, loss, run)
         if (t + 1) % CHECK_EVERY == 0 or t + 1 == run.steps:
             all_gone = True
             for j in range(count):
@@ -163,6 +174,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
                             break
                     if gone[j]:  # a diverged lane: zero, and counting no more
                         diverged[j] = True
+                        alive[j] = 0
                         beta[j] = a[j] = k[j] = e[j] = 0
                         for i in range(n):
                             E[i * LANES + j] = U[i * LANES + j] = 0
@@ -175,6 +187,8 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     _loss_lanes(E, lam, n, total)
     for j in range(count):
         final_loss[j] = INFINITY if gone[j] else <floating>0.5 * total[j]
+        if tracking:
+            steps_to_tol[j] = reached[j]
 
 
 def lanes():
