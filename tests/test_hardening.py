@@ -302,7 +302,7 @@ def test_load_state_dict_refuses_a_malformed_state_and_changes_nothing():
 
 # --- 7. Ctrl-C ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("workload", ["run", "dense-shared", "train", "exact_iterates"])
+@pytest.mark.parametrize("workload", ["run", "dense-shared", "train", "train-records", "exact_iterates"])
 def test_sigint_stops_a_long_run_with_keyboard_interrupt(workload):
     # each would take minutes; SIGINT once it is under way must end it promptly
     code = f"""
@@ -319,6 +319,10 @@ def test_sigint_stops_a_long_run_with_keyboard_interrupt(workload):
                                                record="loss", every=1000)
             elif workload == "dense-shared":
                 polyak.run(polyak.Quadratic.dense(np.eye(64) * 1e-9), polyak.Momentum(0.1, 0.5), np.ones(64), 10**7)
+            elif workload == "train-records":  # little work per step, a loss over all the data per step
+                X, y = polyak.data.airfoil()
+                polyak.train.linear_regression(X, y, polyak.Momentum(np.geomspace(1e-4, 1e-2, 400), 0.9),
+                                               batch_size=1, epochs=20, record_every=1)
             else:
                 X, y = polyak.data.airfoil()
                 polyak.train.linear_regression(X, y, polyak.Momentum(np.full(64, 1e-3), 0.5), epochs=10**4)
@@ -408,3 +412,73 @@ def test_a_start_beyond_the_divergence_bound_is_refused():
     job = polyak.plan(problem, polyak.GD(0.1), [1.0, 0.0], 5, divergence_bound=10.0)
     with pytest.raises(ValueError, match="the plan's x0 must lie within its divergence bound"):
         polyak.Plan(**{**job._fields(), "x0": np.array([[11.0, 0.0]])})
+
+
+def test_a_forked_child_runs_long_kernels_after_the_parent_did():
+    # the parent's interruptible path must not leave a forked child waiting on a thread it
+    # did not inherit
+    code = """
+        import multiprocessing, numpy as np, polyak
+        problem = polyak.Quadratic.diagonal(np.full((4, 200), 0.5))
+        def long_run(_=None):  # 2.4e9 multiply-adds: the interruptible path
+            return int(polyak.run(problem, polyak.Momentum(0.1, 0.5), np.ones(200), 3_000_000).steps_taken[0])
+        long_run()
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            print(pool.apply_async(long_run).get(timeout=60))
+    """
+    code_, out, err = run_python(code, timeout=120)
+    assert code_ == 0, err
+    assert out.split() == ["3000000"]
+
+
+def test_an_iterate_that_leaves_the_bound_and_comes_back_is_diverged_in_every_implementation():
+    # |x| passes 10 at step 2 and is back within it at the check after step 128 and at the
+    # end: the check after step 256 finds it beyond; the closed form evaluates every check too
+    problem = polyak.Quadratic.diagonal([1.0])
+    runs = [polyak.run(problem, polyak.Momentum(0.01, 0.99), [0.0], 2000, v0=[750.0], divergence_bound=10.0,
+                       implementation=implementation, record="trajectory", every=100)
+            for implementation in ("kernel", "reference", "closed-form")]
+    for result in runs:
+        assert result.diverged and result.diverged_at == runs[0].diverged_at > 128
+        np.testing.assert_allclose(result.x, runs[0].x, rtol=1e-9)
+        np.testing.assert_array_equal(np.isnan(result.trajectory), np.isnan(runs[0].trajectory))
+    assert abs(runs[0].x[0]) <= 10
+
+
+def test_the_reference_also_ends_once_every_configuration_has_stopped():
+    code = """
+        import numpy as np, polyak
+        result = polyak.run(polyak.Quadratic.diagonal([1.0, 3.0]), polyak.GD([1.0, 2.0, 5.0]), [1.0, 1.0], 2**62,
+                            implementation="reference")
+        print(*result.diverged_at)
+    """
+    code_, out, err = run_python(code, timeout=60)
+    assert code_ == 0, err
+    assert out.split() == ["333", "144", "88"]
+
+
+def test_unstable_is_computed_when_first_read_not_by_the_run(monkeypatch):
+    calls = []
+    original = polyak.problems.DenseQuadratic.spectrum_bounds
+    monkeypatch.setattr(polyak.problems.DenseQuadratic, "spectrum_bounds",
+                        lambda self: calls.append(1) or original(self))
+    problem = polyak.Quadratic.dense(np.array([[2.0, 0.5], [0.5, 1.0]]))
+    single = polyak.run(problem, polyak.GD(1.5), [1.0, 1.0], 3)
+    job = polyak.plan(problem, polyak.GD([0.1, 1.5, 0.2]), [1.0, 1.0], 3)
+    joined = polyak.Result.concatenate([polyak.execute(piece) for piece in job.split(3)])
+    assert calls == []
+    assert single.unstable and calls == [1]  # ηλ_max = 1.5 · 2.207 > 2
+    np.testing.assert_array_equal(joined.unstable, [False, True, False])
+
+
+def test_optimal_parameters_refuses_a_learning_rate_beyond_the_float_range():
+    with pytest.raises(ValueError, match="L = 1e-310 is too small"):
+        analysis.optimal_parameters(1e-310, 1e-310)
+
+
+def test_argument_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--steps", "x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("polyak: error: argument --steps")

@@ -16,6 +16,9 @@ import numpy as np
 from polyak.plans import COLUMNS
 from polyak.reference import CHECK_EVERY, step_coefficients
 
+#: Every configuration's checks are evaluated when checks × configurations × n is at most this.
+CHECK_BUDGET = 2 * 10**7
+
 
 def trace_and_determinant(beta, a, k, e, lam):
     """Trace and determinant of M = [[β, aλ], [−kβ, 1 − (ka + e)λ]], broadcast."""
@@ -54,8 +57,12 @@ def run(plan):
     CHECK_EVERY-th step and the last) where some |xᵢ| is beyond the plan's bound or NaN, and
     stops at the last step before the first of that check's interval whose x is beyond the
     bound: its x and u are those of that step, its later records NaN. The checks and the
-    steps of that interval are evaluated in closed form too, one by one, for the
-    configurations whose last iterate is beyond the bound.
+    steps of that interval are evaluated in closed form too, one by one: for every
+    configuration when checks × B × n is at most CHECK_BUDGET, else (a long run, where
+    evaluating every check would cost what running the steps does) only for those whose
+    last iterate is beyond the bound. In that case a configuration that leaves the bound at
+    a check and comes back within it by the last step (possible with a bound near the
+    iterates' scale) is reported as not diverged, where a run reports it diverged.
     Returns (x, u, loss, trajectory, steps_taken, diverged).
     """
     problem, index = plan.problem, plan.problem_index
@@ -78,12 +85,17 @@ def run(plan):
     x = basis.back(z)
     steps_taken = np.full(B, plan.steps, np.int64)
     beyond = ~_within(x, plan.divergence_bound)
-    if beyond.any():
-        rows = np.flatnonzero(beyond)
-        steps_taken[rows] = _last_within(plan, iterates, basis, rows,
-                                         _first_check_beyond(plan, iterates, basis, rows))
+    checks = max(plan.steps - 1, 0) // CHECK_EVERY
+    candidates = np.arange(B) if checks * B * n <= CHECK_BUDGET else np.flatnonzero(beyond)
+    diverged = np.zeros(B, bool)
+    if candidates.size:
+        first = _first_check_beyond(plan, iterates, basis, candidates)
+        found = (first < plan.steps) | beyond[candidates]
+        rows = candidates[found]
+        diverged[rows] = True
+        steps_taken[rows] = _last_within(plan, iterates, basis, rows, first[found])
         for t in np.unique(steps_taken[rows]):
-            rows = np.flatnonzero(beyond & (steps_taken == t))
+            rows = np.flatnonzero(diverged & (steps_taken == t))
             z[rows], u[rows] = iterates.at(int(t), rows)
         x = basis.back(z)
 
@@ -98,7 +110,7 @@ def run(plan):
                 loss[rows, r] = b[rows] + np.sum(z_t * (0.5 * lam[rows] * z_t + iterates.c[rows]), axis=1)
         if trajectory is not None:
             trajectory[rows, r] = basis.back(z_t, rows)
-    return x, basis.back(u), loss, trajectory, steps_taken, beyond
+    return x, basis.back(u), loss, trajectory, steps_taken, diverged
 
 
 def _within(x, bound):
@@ -107,7 +119,8 @@ def _within(x, bound):
 
 
 def _first_check_beyond(plan, iterates, basis, rows):
-    """For each of `rows` (beyond the bound after the last step): its first check beyond it."""
+    """For each of `rows`: its first check before the last step beyond the bound (`steps`
+    where there is none)."""
     stops = np.full(rows.size, plan.steps, np.int64)
     waiting = np.ones(rows.size, bool)
     for t in range(CHECK_EVERY, plan.steps, CHECK_EVERY):

@@ -237,7 +237,8 @@ def optimal_parameters(mu, L, method="heavy_ball"):
     - "nesterov": η = 1/L, β = (√κ − 1)/(√κ + 1), rate 1 − 1/√κ.
 
     Computed from √μ, √L and the ratio μ/L, never from κ, μ + L or (√L + √μ)², so the results
-    are finite and accurate for any 0 < μ <= L in the float range.
+    are accurate over the whole float range wherever the learning rate itself is a float (L
+    above about 1e-308; a smaller L is a ValueError).
     """
     if not isinstance(method, str) or method not in ("heavy_ball", "gd", "nesterov"):
         raise ValueError(f"method must be 'heavy_ball', 'gd' or 'nesterov'; got {method!r}")
@@ -248,14 +249,18 @@ def optimal_parameters(mu, L, method="heavy_ball"):
     mu, L = values["mu"], values["L"]
     if not 0 < mu <= L:
         raise ValueError(f"need 0 < mu <= L; got mu={mu}, L={L}")
-    root_mu, root_L = mu**0.5, L**0.5
+    root_mu, root_L = np.float64(mu) ** 0.5, np.float64(L) ** 0.5
     contraction = (root_L - root_mu) / (root_L + root_mu)  # (√κ − 1)/(√κ + 1)
-    if method == "heavy_ball":
-        return (2 / (root_L + root_mu)) ** 2, contraction**2, contraction
-    if method == "gd":
-        ratio = mu / L  # 1/κ, which may underflow to 0 harmlessly
-        return (2 / L) / (1 + ratio), 0.0, (1 - ratio) / (1 + ratio)
-    return 1 / L, contraction, 1 - root_mu / root_L
+    ratio = mu / L  # 1/κ, which may underflow to 0 harmlessly
+    with np.errstate(over="ignore", divide="ignore"):
+        parameters = {
+            "heavy_ball": ((2 / (root_L + root_mu)) ** 2, contraction**2, contraction),
+            "gd": ((2 / np.float64(L)) / (1 + ratio), 0.0, (1 - ratio) / (1 + ratio)),
+            "nesterov": (1 / np.float64(L), contraction, 1 - root_mu / root_L),
+        }[method]
+    if not np.isfinite(parameters[0]):
+        raise ValueError(f"L = {L:g} is too small: the optimal learning rate is beyond the float range")
+    return tuple(float(value) for value in parameters)
 
 
 def effective_sample_size(beta):

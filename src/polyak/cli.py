@@ -82,13 +82,20 @@ def _non_negative(text):
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (with where to find the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)\n")
+
+
 def parser():
     """The argument parser, one subparser per command."""
-    steps = argparse.ArgumentParser(add_help=False)  # the textbook's option, with or without its name
+    steps = _Parser(add_help=False)  # the textbook's option, with or without its name
     steps.add_argument("--steps", type=_non_negative, default=TEXTBOOK_STEPS,
                        help=f"steps of each textbook run (default {TEXTBOOK_STEPS})")
-    top = argparse.ArgumentParser(prog="polyak", description="The momentum method on quadratics.", parents=[steps])
-    commands = top.add_subparsers(title="commands", metavar="COMMAND")
+    top = _Parser(prog="polyak", description="The momentum method on quadratics.", parents=[steps])
+    commands = top.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     textbook = commands.add_parser("textbook", parents=[steps], help="the textbook's 2D experiments (the default)")
     textbook.set_defaults(func=_textbook)
     config = commands.add_parser("config", help="the build's configuration")
@@ -103,7 +110,7 @@ def main(argv=None):
     args = command.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, MemoryError) as error:
+    except (ValueError, TypeError, MemoryError, RuntimeError) as error:
         command.exit(2, f"{command.prog}: error: {error}\n")
     except KeyboardInterrupt:
         print(f"{command.prog}: interrupted", file=sys.stderr)

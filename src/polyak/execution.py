@@ -13,6 +13,7 @@ The kernels are those of the instruction-set level in use (``polyak.show_config(
 """
 
 import concurrent.futures
+import os
 import threading
 import time
 from typing import NamedTuple
@@ -33,9 +34,10 @@ __all__ = ["execute", "IMPLEMENTATIONS"]
 IMPLEMENTATIONS = ("kernel", "reference", "closed-form")
 #: BLAS sizes are 32-bit integers (scipy.linalg.cython_blas).
 _BLAS_LIMIT = 2**31 - 1
-#: Kernel runs with less work than this (multiply-adds, about 10 ms) run on the calling thread;
-#: longer ones on a worker thread, so that the caller can be interrupted (Ctrl-C).
-_INTERRUPTIBLE_WORK = 10**8
+#: Kernel runs with less work than this (multiply-adds: 0.1 to 1 s on a 2-core machine, so
+#: that they end by themselves about as soon as an interrupt would end them) run on the
+#: calling thread; longer ones on a worker thread, so that the caller can be interrupted.
+_INTERRUPTIBLE_WORK = 2 * 10**9
 
 
 class _Outputs(NamedTuple):
@@ -101,10 +103,13 @@ def execute(plan, implementation="kernel", *, n_threads=None):
 
 
 def _work(plan):
-    """Multiply-adds of a run, roughly: configurations × steps × the cost of a step."""
-    per_step = {"diagonal": plan.dim, "dense": plan.dim**2, "dense-shared": plan.dim**2,
-                "least-squares": plan.dim * getattr(plan.problem, "minibatch_size", 1)}[plan.kind]
-    return len(plan) * max(plan.steps, 1) * per_step
+    """Multiply-adds of a run, roughly: configurations × (steps × the cost of a step + records
+    × the cost of a record)."""
+    n = plan.dim
+    per_step, per_record = {"diagonal": (n, n), "dense": (n * n, n * n), "dense-shared": (n * n, n * n),
+                             "least-squares": (n * getattr(plan.problem, "minibatch_size", 1),
+                                               n * getattr(plan.problem, "X", np.zeros((1, 1))).shape[0])}[plan.kind]
+    return len(plan) * (max(plan.steps, 1) * per_step + plan.recorded_at.size * per_record)
 
 
 def _nbytes(plan, implementation):
@@ -115,7 +120,13 @@ def _nbytes(plan, implementation):
     per_configuration = {"kernel": 2 * n + (3 * n if plan.kind.startswith("dense") else 0),
                          "reference": 8 * n, "closed-form": 24 * n}[implementation]
     records = K * (("loss" in plan.record) + n * ("trajectory" in plan.record))
-    return float(B) * ((per_configuration + records) * itemsize + 16)
+    nbytes = float(B) * ((per_configuration + records) * itemsize + 16)
+    if plan.kind.startswith("dense"):  # n × n matrices: converted, copied per configuration, rotations
+        own = plan.problem.batch_size if plan.kind == "dense" else 1
+        per_run = plan.kind == "dense"
+        matrices = {"kernel": own, "reference": B if per_run else 1, "closed-form": 2 * (own + (B if per_run else 0))}
+        nbytes += float(matrices[implementation]) * n * n * (8 if implementation == "closed-form" else itemsize)
+    return nbytes
 
 
 def _require_memory(plan, implementation):
@@ -123,9 +134,6 @@ def _require_memory(plan, implementation):
               "float32 (dtype=np.float32)" if np.dtype(plan.dtype).itemsize > 4 else None,
               "fewer configurations at a time (Plan.split)"]
     require_memory(_nbytes(plan, implementation), "this run", advice)
-
-
-_workers = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyak-kernel")
 
 
 def _call_kernel(function, work, **arguments):
@@ -139,13 +147,31 @@ def _call_kernel(function, work, **arguments):
     stop = np.zeros(1, np.intc)
     if work < _INTERRUPTIBLE_WORK or threading.current_thread() is not threading.main_thread():
         return function(**arguments, stop=stop)  # short, or not where signals arrive
-    future = _workers.submit(function, **arguments, stop=stop)
+    future = _worker().submit(function, **arguments, stop=stop)
     try:
         return future.result()
     except KeyboardInterrupt:
         stop[0] = 1
         concurrent.futures.wait([future])
         raise
+
+
+_pool = {}  # the worker thread, made on first use: one thread, so that OpenMP keeps one team for it
+
+
+def _worker():
+    if "executor" not in _pool:
+        _pool["executor"] = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="polyak-kernel")
+    return _pool["executor"]
+
+
+def _forget_worker():
+    # a forked child has the executor's records but not its thread: it makes its own
+    _pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_worker)
 
 
 def _as(array, dtype):

@@ -146,6 +146,8 @@ def momentum(gradient, x, u, table, schedule, steps, *, value=None, recorded_at=
                 for p in np.flatnonzero(found & ~within(again_x) & ~diverged):
                     steps_taken[p], diverged[p] = t, True
                     stopped[p] = (before[0][p], before[1][p])
+        if diverged.all():
+            break  # every configuration has stopped: a run's cost is bounded by its work
 
     for p, (x_stop, u_stop) in stopped.items():
         x[p], u[p] = x_stop, u_stop

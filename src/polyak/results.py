@@ -1,10 +1,17 @@
 """`Result`: what an execution of a plan returns, the same for every workflow."""
 
+import functools
+
 import numpy as np
 
 __all__ = ["Result"]
 
 _ARRAYS = ("x", "velocity", "loss", "trajectory", "diverged", "diverged_at", "steps_taken")
+
+
+def _joined(parts):
+    # the unstable flags of a concatenation, from the deferred flags of its pieces
+    return np.concatenate([part() for part in parts])
 
 
 class Result:
@@ -34,16 +41,18 @@ class Result:
         a slowly diverging configuration may stay within the bound for all the steps; see
         `unstable`.
     diverged_at : ndarray of int, shape (B,)
-        For a diverged configuration, the first step whose iterate was beyond the bound (the
-        steps since the previous check are taken again, one by one, to find it); −1 where
-        none diverged.
+        For a diverged configuration, the first step whose iterate was beyond the bound
+        within the check interval whose check found it (its steps are taken again, one by
+        one, to find it; with a small bound, an iterate may leave it and come back between
+        two checks unseen); −1 where none diverged.
     steps_taken : ndarray of int, shape (B,)
         The step whose state `x` and `velocity` hold: `steps`, or ``diverged_at − 1``.
     unstable : ndarray of bool, shape (B,), or None
         For a quadratic run with a constant learning rate: True where the iteration matrix
         has spectral radius > 1 for some eigenvalue of the problem, i.e. where the iterates
         grow without bound from almost every start, however few steps were run (evaluated
-        at the extreme eigenvalues, when first read). None for schedules and for training.
+        at the extreme eigenvalues when first read: until then the result refers to the
+        problem; pickling computes it). None for schedules and for training.
     steps : int
         As planned.
     implementation : str
@@ -76,6 +85,10 @@ class Result:
             flags = self._unstable()
             self._unstable = flags if self.batched else flags[0]
         return self._unstable
+
+    def _deferred_unstable(self):
+        # the flags, or while they are not computed yet, what computes them (batched form)
+        return self._unstable if callable(self._unstable) else self.unstable
 
     def __getstate__(self):
         _ = self.unstable  # computed before pickling: the computation refers to the problem
@@ -110,11 +123,13 @@ class Result:
             return self
         if np.size(self.diverged) != 1:
             raise ValueError(f"only a result of one configuration can drop its batch axis; this has {np.size(self.diverged)}")
-        return self._replace({name: None if getattr(self, name) is None else getattr(self, name)[0]
-                              for name in (*_ARRAYS, "unstable")}, self.extras)
+        fields = {name: None if getattr(self, name) is None else getattr(self, name)[0] for name in _ARRAYS}
+        if not callable(self._unstable):  # (deferred flags stay deferred: the unbatched result takes the first)
+            fields["unstable"] = None if self._unstable is None else self._unstable[0]
+        return self._replace(fields, self.extras)
 
     def _replace(self, fields, extras):
-        fields = {**{name: getattr(self, name) for name in (*_ARRAYS, "unstable")}, **fields}
+        fields = {**{name: getattr(self, name) for name in _ARRAYS}, "unstable": self._deferred_unstable(), **fields}
         return Result(**fields, recorded_at=self.recorded_at, steps=self.steps, implementation=self.implementation,
                       n_threads=self.n_threads, seconds=self.seconds, level=self.level, extras=extras)
 
@@ -132,7 +147,10 @@ class Result:
         if any(r.steps != first.steps or not np.array_equal(r.recorded_at, first.recorded_at) for r in results):
             raise ValueError("the results come from different plans (steps or records differ)")
         fields = {}
-        for name in (*_ARRAYS, "unstable"):
+        deferred = [r._deferred_unstable() for r in results]
+        if all(callable(d) for d in deferred):
+            fields["unstable"] = functools.partial(_joined, deferred)  # still computed when first read
+        for name in _ARRAYS if "unstable" in fields else (*_ARRAYS, "unstable"):
             values = [getattr(r, name) for r in results]
             if any(v is None for v in values) != all(v is None for v in values):
                 raise ValueError(f"some results have {name} and others do not")
