@@ -119,6 +119,9 @@ def test_show_config_lists_the_levels():
     assert config["cpu_levels_supported"] == [level for level in BUILT if _build.cpu_supports(level)]
     assert config["cpu_level"] == _config.level() and config["cpu_level"] in config["cpu_levels_supported"]
     assert Path(config["extension"]).name.startswith("_probe" + _config.LEVEL_SUFFIX[config["cpu_level"]] + ".")
+    # the vector width each level is compiled for
+    assert config["simd_bits"] == {"baseline": 128, "x86-64-v3": 256, "x86-64-v4": 512}.get(config["cpu_level"],
+                                                                                          config["simd_bits"])
 
 
 @pytest.mark.skipif(os.environ.get("POLYAK_REQUIRE_OPENMP") != "1", reason="the build does not require OpenMP")

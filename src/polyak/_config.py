@@ -86,7 +86,8 @@ def show_config(print_out=True):
     Keys: ``version``, ``python``, ``numpy``, ``scipy``, ``openmp`` (whether the kernels were
     compiled with OpenMP), ``max_threads`` (the default thread count: OMP_NUM_THREADS or the
     number of cores, at most ``cpus_available``; 1 without OpenMP), ``cpus_available`` (the
-    CPUs this process may run on), ``cpu_level`` (the instruction-set level whose
+    CPUs this process may run on), ``simd_bits`` (the vector width the kernels in use were
+    compiled for), ``cpu_level`` (the instruction-set level whose
     kernels are in use), ``cpu_levels_built``, ``cpu_levels_supported`` (by this CPU),
     ``compile_args`` (the compiler flags of the kernels in use), ``extension`` (the path of
     a compiled module in use).
@@ -100,6 +101,7 @@ def show_config(print_out=True):
         "openmp": build.openmp_enabled(),
         "max_threads": min(build.max_threads(), available_cpus()) if build.openmp_enabled() else 1,
         "cpus_available": available_cpus(),
+        "simd_bits": probe.vector_bytes() * 8,
         "cpu_level": probe.level(),
         "cpu_levels_built": list(build.built_levels()),
         "cpu_levels_supported": list(supported_levels()),
