@@ -174,3 +174,10 @@ def test_to_xarray_names_the_dims_and_coordinates():
     np.testing.assert_array_equal(data["final_loss"].values, result.final_loss)
     np.testing.assert_array_equal(data["beta"].values, [0.0, 0.5, 0.9])
     assert len(result.to_dataframe()) == 6
+
+
+def test_best_names_every_hyperparameter_scalar_or_axis():
+    result = polyak.sweep(polyak.problems.ill_conditioned_2d(), 50, lr=[0.3, 0.6], beta=0.5, tol=1e-6)
+    best = result.best()
+    assert best["beta"] == 0.5 and best["nesterov"] is False and best["lr"] in (0.3, 0.6)
+    assert result.constants == {"beta": 0.5, "nesterov": False}

@@ -59,12 +59,15 @@ class SweepResult:
         or ("config",) for a random search (``grid=False``).
     coords : dict
         The values along each axis (for "config": the lr, beta and nesterov of each).
+    constants : dict
+        The hyperparameters given as scalars (shared by every configuration).
     steps : int
     seconds : float
     """
 
     def __init__(self, *, final_loss, steps_to_tol, diverged, rate, loss, recorded_at, dims, coords, steps, seconds,
-                 tol):
+                 tol, constants=None):
+        self.constants = dict(constants or {})
         self.final_loss, self.steps_to_tol, self.diverged, self.rate = final_loss, steps_to_tol, diverged, rate
         self.loss, self.recorded_at, self.dims, self.coords = loss, recorded_at, dims, coords
         self.steps, self.seconds, self.tol = steps, seconds, tol
@@ -75,7 +78,7 @@ class SweepResult:
 
     def _configuration(self, index):
         """The hyperparameters and metrics of the configuration at `index` (a tuple), as a dict."""
-        values = {}
+        values = dict(self.constants)
         if self.dims == ("config",):
             values.update({name: _item(self.coords[name][index[0]]) for name in self.coords})
         else:
@@ -206,8 +209,10 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
     dims, coords, configurations = _configurations(axes, problem, bool(grid))
     chunk_size = None if chunk_size is None else as_int(chunk_size, "chunk_size", minimum=1)
     threads = resolve_threads(n_threads)
-    return _run(lam, e0, configurations, dims, coords, convention, dampening, multipliers, steps, tol, every,
-                threads, chunk_size)
+    result = _run(lam, e0, configurations, dims, coords, convention, dampening, multipliers, steps, tol, every,
+                  threads, chunk_size)
+    result.constants = {name: values.item() for name, values in axes.items() if values.ndim == 0}
+    return result
 
 
 def _axis(value, name, kind):
