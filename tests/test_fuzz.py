@@ -185,9 +185,6 @@ def test_the_fuzz_harness_sees_hangs_crashes_and_changed_inputs(worker, monkeypa
     assert _verdict(("raised", "IndexError", "lr"), False, "lr").startswith("raised IndexError")
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
-
-
 @given(lam=st.lists(st.floats(1e-6, 1e6), min_size=1, max_size=70), lr=st.floats(1e-6, 1e3),
        beta=st.floats(0.001, 0.999), steps=st.integers(0, 1000), variant=st.sampled_from(["d2l", "nesterov", "torch"]),
        start=st.floats(-1e6, 1e6))

@@ -15,22 +15,28 @@ from polyak import _closed_form
 from polyak.reference import step_coefficients
 
 
+def worst_radius(table, multiplier, smallest, largest):
+    """The largest spectral radius over a spectrum in [smallest, largest] (each (B,)) of the
+    configurations whose coefficient rows are `table` (B, 8), at a constant multiplier."""
+    coefficients = tuple(v[:, 0] for v in step_coefficients(table.astype(np.float64), multiplier, first_step=False))
+    radius = np.zeros(len(table))
+    for bound in (smallest, largest):
+        trace, det = _closed_form.trace_and_determinant(*coefficients, np.asarray(bound, np.float64))
+        radius = np.maximum(radius, _closed_form.spectral_radius_of(trace, det))
+    return radius
+
+
 class Stability:
     """Computes a plan's `unstable` flags (B,) when called; picklable."""
 
     def __init__(self, plan, multiplier):
         self.problem, self.problem_index = plan.problem, plan.problem_index
-        table = plan.coefficients.astype(np.float64)
-        self.coefficients = tuple(v[:, 0] for v in step_coefficients(table, multiplier, first_step=False))
+        self.table, self.multiplier = plan.coefficients, multiplier
 
     def __call__(self):
         smallest, largest = self.problem.spectrum_bounds()
-        radius = np.zeros(len(self.problem_index))
-        for bound in (smallest, largest):
-            lam = np.asarray(bound, np.float64)[self.problem_index]
-            trace, det = _closed_form.trace_and_determinant(*self.coefficients, lam)
-            radius = np.maximum(radius, _closed_form.spectral_radius_of(trace, det))
-        return radius > 1
+        index = self.problem_index
+        return worst_radius(self.table, self.multiplier, smallest[index], largest[index]) > 1
 
 
 def stability(plan):

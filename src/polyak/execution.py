@@ -106,9 +106,10 @@ def _work(plan):
     """Multiply-adds of a run, roughly: configurations × (steps × the cost of a step + records
     × the cost of a record)."""
     n = plan.dim
-    per_step, per_record = {"diagonal": (n, n), "dense": (n * n, n * n), "dense-shared": (n * n, n * n),
-                             "least-squares": (n * getattr(plan.problem, "minibatch_size", 1),
-                                               n * getattr(plan.problem, "X", np.zeros((1, 1))).shape[0])}[plan.kind]
+    if plan.kind == "least-squares":  # a step's minibatch; a record's whole data set
+        per_step, per_record = n * plan.problem.minibatch_size, n * plan.problem.X.shape[0]
+    else:
+        per_step = per_record = n if plan.kind == "diagonal" else n * n
     return len(plan) * (max(plan.steps, 1) * per_step + plan.recorded_at.size * per_record)
 
 

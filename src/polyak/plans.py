@@ -22,7 +22,7 @@ from polyak._memory import require_memory
 from polyak._validation import FLOAT_DTYPES, as_int, finite_real_array, require_shape, resolve_dtype
 from polyak.least_squares import MinibatchLeastSquares
 from polyak.problems import Quadratic
-from polyak.rules import _Rule
+from polyak.rules import _Rule, canonical_coefficients
 
 __all__ = ["Plan", "plan", "COLUMNS", "DIVERGENCE_BOUND", "RECORDABLE", "KINDS"]
 
@@ -312,10 +312,21 @@ def coefficient_table(rule, configurations, *, fresh):
 
     `fresh`: the run starts without a velocity (torch's first step is then undamped).
     """
-    fixed = rule.coefficients(0.0)
-    at_lr = rule.coefficients()
-    first = rule.coefficients(0.0, first_step=True) if fresh else fixed
-    columns = dict(beta=rule.beta, a_fixed=fixed.a, a_scaled=at_lr.a - fixed.a, a_first=first.a,
+    return coefficient_rows(rule.convention, rule.lr, rule.beta, configurations, nesterov=rule.nesterov,
+                            dampening=rule.dampening, fresh=fresh)
+
+
+def coefficient_rows(convention, lr, beta, configurations, *, nesterov, dampening, fresh):
+    """The (B, 8) table of COLUMNS for learning rates and momenta (scalars or (B,) arrays) in
+    one form of `convention`: the canonical coefficients at η = 0 and at η = lr."""
+    def at(eta, first_step=False):
+        return canonical_coefficients(convention, eta, beta, nesterov=nesterov, dampening=dampening,
+                                      first_step=first_step)
+
+    fixed = at(0.0 * np.asarray(lr))
+    at_lr = at(lr)
+    first = at(0.0 * np.asarray(lr), first_step=True) if fresh else fixed
+    columns = dict(beta=beta, a_fixed=fixed.a, a_scaled=at_lr.a - fixed.a, a_first=first.a,
                    k_fixed=fixed.k, k_scaled=at_lr.k - fixed.k, e_fixed=fixed.e, e_scaled=at_lr.e - fixed.e)
     table = np.empty((configurations, len(COLUMNS)))
     for j, name in enumerate(COLUMNS):

@@ -19,13 +19,14 @@ import time
 
 import numpy as np
 
-from polyak import _closed_form, reference
+from polyak import plans
 from polyak._config import kernels, resolve_threads
 from polyak._memory import require_memory
+from polyak._stability import worst_radius  # the radius is quasiconvex in λ: the extremes suffice
 from polyak._validation import as_int, finite_real_array, require_shape
 from polyak.plans import COLUMNS, DIVERGENCE_BOUND, MAX_STEPS
 from polyak.problems import Quadratic
-from polyak.rules import as_dampening, canonical_coefficients, check_form, resolve_convention
+from polyak.rules import as_dampening, check_form, resolve_convention
 
 __all__ = ["sweep", "SweepResult", "METRICS"]
 
@@ -294,32 +295,22 @@ def _configurations(axes, problem, grid):
 
 
 def coefficient_rows(convention, dampening, lr, beta, nesterov):
-    """The (C, 8) coefficient table (polyak.plans.COLUMNS) of C fresh configurations."""
+    """The (C, 8) coefficient table (polyak.plans.COLUMNS) of C fresh configurations, each
+    with its own nesterov flag."""
     nesterov = np.asarray(nesterov, bool) & (np.asarray(beta) > 0)  # β = 0: nesterov is gradient descent
-    columns = {}
-    for flag in (False, True):
-        if flag and not nesterov.any():
-            continue
-        fixed = canonical_coefficients(convention, 0.0 * lr, beta, nesterov=flag, dampening=dampening)
-        at_lr = canonical_coefficients(convention, lr, beta, nesterov=flag, dampening=dampening)
-        first = canonical_coefficients(convention, 0.0 * lr, beta, nesterov=flag, dampening=dampening, first_step=True)
-        values = dict(beta=np.asarray(beta, float), a_fixed=fixed.a, a_scaled=at_lr.a - fixed.a, a_first=first.a,
-                      k_fixed=fixed.k, k_scaled=at_lr.k - fixed.k, e_fixed=fixed.e, e_scaled=at_lr.e - fixed.e)
-        for name, value in values.items():
-            columns[name] = value if not flag else np.where(nesterov, value, columns[name])
-    return np.stack([np.broadcast_to(columns[name], np.shape(lr)) for name in COLUMNS], axis=1)
+    table = plans.coefficient_rows(convention, lr, beta, len(lr), nesterov=False, dampening=dampening, fresh=True)
+    if nesterov.any():
+        accelerated = plans.coefficient_rows(convention, lr, beta, len(lr), nesterov=True, dampening=dampening,
+                                             fresh=True)
+        table = np.where(nesterov[:, None], accelerated, table)
+    return table
 
 
 def _rates(lam, index, table, multipliers):
     """The worst spectral radius over each configuration's spectrum (None with a schedule)."""
     if not np.all(multipliers == multipliers[0]):
         return None
-    beta, a, k, e = (v[:, 0] for v in reference.step_coefficients(table, float(multipliers[0]), first_step=False))
-    radius = np.zeros(len(index))
-    for bound in (lam.min(axis=1), lam.max(axis=1)):  # the radius is quasiconvex in λ (polyak._stability)
-        trace, det = _closed_form.trace_and_determinant(beta, a, k, e, bound[index])
-        radius = np.maximum(radius, _closed_form.spectral_radius_of(trace, det))
-    return radius
+    return worst_radius(table, float(multipliers[0]), lam.min(axis=1)[index], lam.max(axis=1)[index])
 
 
 def _chunks(index, lanes):
