@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import UPDATE_VARIANTS, literal_run
 
 import polyak
@@ -53,10 +55,10 @@ def test_the_kernel_equals_its_numpy_twin_with_divergence_and_a_schedule():
     schedule = np.linspace(1.0, 0.3, 300)
     lrs, betas = np.array([0.5, 2.0, 4.5, 30.0]), np.linspace(0.0, 0.95, 5)
     result = polyak.sweep(problem, 300, lr=lrs, beta=betas, tol=1e-4, every=7, schedule=schedule)
-    from polyak.sweeps import coefficient_rows
+    from polyak.sweeps import coefficient_columns
 
     lr, beta = (v.ravel() for v in np.meshgrid(lrs, betas, indexing="ij"))
-    table = coefficient_rows("d2l", 0.0, lr, beta, np.zeros(lr.size, bool))
+    table = coefficient_columns("d2l", 0.0, lr, beta, np.zeros(lr.size, bool)).T
     final, reached, diverged, loss = polyak.reference.sweep(np.tile(lam, (lr.size, 1)), np.ones((lr.size, 70)), table,
                                                             schedule, 300, tol=1e-4, every=7, bound=1e100)
     assert 0 < diverged.sum() < lr.size and result.rate is None
@@ -65,6 +67,31 @@ def test_the_kernel_equals_its_numpy_twin_with_divergence_and_a_schedule():
     np.testing.assert_allclose(result.final_loss.ravel(), final, rtol=1e-10)
     np.testing.assert_array_equal(np.isnan(result.loss.reshape(lr.size, -1)), np.isnan(loss))
     np.testing.assert_allclose(result.loss.reshape(lr.size, -1), loss, rtol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 9), steps=st.integers(1, 300), form=st.sampled_from(FORMS), tol=st.sampled_from([None, 1e-3]),
+       every=st.sampled_from([None, 7]), seed=st.integers(0, 2**32 - 1))
+def test_the_kernel_equals_its_twin_on_random_constant_rate_sweeps(n, steps, form, tol, every, seed):
+    # the recurrence path (a constant learning rate), every form, records and tolerance on and off
+    _, convention, nesterov, dampening = form
+    rng = np.random.default_rng(seed)
+    lam, x0 = rng.uniform(0.01, 3.0, n), rng.normal(size=n)
+    lrs, betas = rng.uniform(0.01, 0.8, 5), rng.uniform(0.0, 0.99, 4)
+    result = polyak.sweep(polyak.Quadratic.diagonal(lam), steps, lr=lrs, beta=betas, nesterov=nesterov,
+                          convention=convention, dampening=dampening, x0=x0, tol=tol, every=every)
+    from polyak.sweeps import coefficient_columns
+
+    lr, beta = (v.ravel() for v in np.meshgrid(lrs, betas, indexing="ij"))
+    table = coefficient_columns(convention, dampening, lr, beta, np.full(lr.size, nesterov)).T
+    final, reached, diverged, loss = polyak.reference.sweep(np.tile(lam, (lr.size, 1)), np.tile(x0, (lr.size, 1)),
+                                                            table, np.ones(1), steps, tol=tol, every=every, bound=1e100)
+    np.testing.assert_array_equal(result.diverged.ravel(), diverged)
+    np.testing.assert_allclose(result.final_loss.ravel(), final, rtol=1e-9)
+    if tol is not None:
+        np.testing.assert_array_equal(result.steps_to_tol.ravel(), reached)
+    if every is not None:
+        np.testing.assert_allclose(result.loss.reshape(lr.size, -1), loss, rtol=1e-9)
 
 
 def test_a_dense_problem_sweeps_like_run_on_it():
@@ -181,3 +208,17 @@ def test_best_names_every_hyperparameter_scalar_or_axis():
     best = result.best()
     assert best["beta"] == 0.5 and best["nesterov"] is False and best["lr"] in (0.3, 0.6)
     assert result.constants == {"beta": 0.5, "nesterov": False}
+
+
+def test_a_million_configuration_sweep_at_n_64_stays_below_600_mb():
+    # memory does not grow with the steps: no (configurations × n) arrays beyond a chunk in flight
+    import tracemalloc
+
+    problem = polyak.Quadratic.diagonal(np.geomspace(1e-3, 1.0, 64))
+    tracemalloc.start()
+    try:
+        result = polyak.sweep(problem, 3, lr=np.linspace(0.01, 3.0, 1000), beta=np.linspace(0.0, 0.99, 1000), tol=1e-6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.final_loss.size == 10**6 and peak < 600e6

@@ -164,22 +164,28 @@ def sweep(lam, e0, table, schedule, steps, *, tol=None, every=None, bound=np.inf
     """The NumPy twin of ``_kernels._sweep.sweep_diagonal``, one row per configuration.
 
     lam, e0 (C, n): each configuration's eigenvalues and starting error e = x − x*; table
-    (C, 8): its coefficients. The canonical update on the error (g = λ e), and per
-    configuration: f − f* = ½ Σ λᵢ eᵢ² after the last step (inf where diverged), the first
-    step t in 0..T with f − f* <= tol (−1: never; None without tol), the magnitude test of
-    divergence after every CHECK_EVERY-th step and the last (a diverged configuration stops:
-    its later records are NaN), and f − f* every `every` steps. Returns (final_loss,
-    steps_to_tol, diverged, loss).
+    (C, 8): its coefficients. On the scaled error w = √λ e (f − f* = ½ Σᵢ wᵢ²): the canonical
+    update (g = λ w, u ← β u + a g, w ← w − k u − e g) for the first two steps and, with a
+    varying schedule, every step; with a constant one, from the third step on the two-term
+    recurrence w ← τ w − δ w_prev, τ = 1 + β − (k a + e) λ, δ = β (1 − e λ) that the update
+    then obeys (Cayley–Hamilton). Per configuration: f − f* after the last step (inf where
+    diverged), the first step t in 0..T with f − f* <= tol (−1: never; None without tol), the
+    magnitude test |eᵢ| = |wᵢ| / √λᵢ <= bound after every CHECK_EVERY-th step and the last (a
+    diverged configuration stops: its later records are NaN), and f − f* every `every`
+    steps. Returns (final_loss, steps_to_tol, diverged, loss).
     """
     C = e0.shape[0]
-    E, U = e0.astype(np.float64).copy(), np.zeros_like(e0, dtype=np.float64)
+    W = np.sqrt(lam) * e0
+    U, previous = np.zeros_like(W), None
+    limit = np.minimum(np.sqrt(lam) * min(bound, np.finfo(np.float64).max), np.finfo(np.float64).max)
+    constant = len(schedule) == 1
     gone = np.zeros(C, bool)
     K = steps // every + 1 if every else 0
     loss = np.full((C, K), np.nan)
     steps_to_tol = np.full(C, -1, np.int64) if tol is not None else None
 
     def observe(t):
-        value = 0.5 * np.sum(lam * E * E, axis=1)
+        value = 0.5 * np.sum(W * W, axis=1)
         if steps_to_tol is not None:
             steps_to_tol[(steps_to_tol < 0) & (value <= tol) & ~gone] = t
         if every and t % every == 0:
@@ -188,15 +194,19 @@ def sweep(lam, e0, table, schedule, steps, *, tol=None, every=None, bound=np.inf
     observe(0)
     for t in range(steps):
         beta, a, k, e = step_coefficients(table, schedule[t % len(schedule)], t == 0)
-        g = lam * E
-        U = beta * U + a * g
-        E = E - k * U - e * g
+        if constant and t >= 2:
+            tau, delta = 1 + beta - (k * a + e) * lam, beta * (1 - e * lam)
+            W, previous = tau * W - delta * previous, W
+        else:
+            g = lam * W
+            U = beta * U + a * g
+            W, previous = W - k * U - e * g, W
         observe(t + 1)
         if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
-            found = ~np.all(np.abs(E) <= bound, axis=1) & ~gone
+            found = ~np.all(np.abs(W) <= limit, axis=1) & ~gone
             gone |= found
-            E[gone], U[gone] = 0.0, 0.0
-    final_loss = np.where(gone, np.inf, 0.5 * np.sum(lam * E * E, axis=1))
+            W[gone], U[gone], previous[gone] = 0.0, 0.0, 0.0
+    final_loss = np.where(gone, np.inf, 0.5 * np.sum(W * W, axis=1))
     return final_loss, steps_to_tol, gone, loss if every else None
 
 

@@ -6,7 +6,8 @@ the steps to a loss threshold, whether it diverged, the theory's rate, and optio
 every `every` steps. It runs in the eigenbasis of Q on the error e = x − x* (a dense Q is
 rotated once, with :func:`polyak.analysis.eigendecompose`), where f(x) − f* = ½ Σ λᵢ eᵢ², in a
 kernel that advances blocks of configurations together in the vector lanes
-(``polyak._kernels._sweep``).
+(``polyak._kernels._sweep``), with a constant learning rate by the two-term recurrence that
+each coordinate's error obeys (Cayley–Hamilton on its 2×2 iteration matrix).
 
 >>> import numpy as np, polyak
 >>> result = polyak.sweep(polyak.problems.ill_conditioned_2d(), 100, lr=np.linspace(0.05, 0.6, 12),
@@ -22,7 +23,6 @@ import numpy as np
 from polyak import plans
 from polyak._config import kernels, resolve_threads
 from polyak._memory import require_memory
-from polyak._stability import worst_radius  # the radius is quasiconvex in λ: the extremes suffice
 from polyak._validation import as_int, finite_real_array, require_shape
 from polyak.plans import COLUMNS, DIVERGENCE_BOUND, MAX_STEPS
 from polyak.problems import Quadratic
@@ -294,33 +294,24 @@ def _configurations(axes, problem, grid):
     return dims, coords, (index, full["lr"], full["beta"], full["nesterov"])
 
 
-def coefficient_rows(convention, dampening, lr, beta, nesterov):
-    """The (C, 8) coefficient table (polyak.plans.COLUMNS) of C fresh configurations, each
-    with its own nesterov flag."""
+def coefficient_columns(convention, dampening, lr, beta, nesterov):
+    """The (8, C) coefficient table (polyak.plans.COLUMNS, one row per column) of C fresh
+    configurations, each with its own nesterov flag."""
     nesterov = np.asarray(nesterov, bool) & (np.asarray(beta) > 0)  # β = 0: nesterov is gradient descent
-    table = plans.coefficient_rows(convention, lr, beta, len(lr), nesterov=False, dampening=dampening, fresh=True)
+    table = plans.coefficient_columns(convention, lr, beta, len(lr), nesterov=False, dampening=dampening, fresh=True)
     if nesterov.any():
-        accelerated = plans.coefficient_rows(convention, lr, beta, len(lr), nesterov=True, dampening=dampening,
-                                             fresh=True)
-        table = np.where(nesterov[:, None], accelerated, table)
+        accelerated = plans.coefficient_columns(convention, lr, beta, len(lr), nesterov=True, dampening=dampening,
+                                                fresh=True)
+        table = np.where(nesterov, accelerated, table)
     return table
-
-
-def _rates(lam, index, table, multipliers):
-    """The worst spectral radius over each configuration's spectrum (None with a schedule)."""
-    if not np.all(multipliers == multipliers[0]):
-        return None
-    return worst_radius(table, float(multipliers[0]), lam.min(axis=1)[index], lam.max(axis=1)[index])
 
 
 def _chunks(index, lanes):
     """(chunk_problem, chunk_start) for configurations ordered by problem: chunks of at most
     `lanes` consecutive configurations of one problem."""
-    breaks = np.flatnonzero(np.diff(index)) + 1
-    starts = []
-    for lo, hi in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [len(index)]])):
-        starts.extend(range(lo, hi, lanes))
-    starts = np.array(starts, np.int64)
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(index)) + 1, [len(index)]])
+    starts = np.concatenate([np.arange(lo, hi, lanes) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    starts = starts.astype(np.int64)
     return index[starts].astype(np.int64), np.append(starts, len(index)).astype(np.int64)
 
 
@@ -335,24 +326,24 @@ def _run(lam, e0, configurations, dims, coords, convention, dampening, multiplie
     final_loss, diverged = np.empty(C), np.empty(C, np.uint8)
     steps_to_tol = np.empty(C, np.int64)
     loss = np.empty((C, K))
-    rate_parts = []
+    constant = bool(np.all(multipliers == multipliers[0]))
+    rate = np.empty(C if constant else 0)
     module = kernels("_sweep")
     bound = DIVERGENCE_BOUND[np.dtype(np.float64)]
     start = time.perf_counter()
     for lo in range(0, C, chunk):
         hi = min(C, lo + chunk)
-        table = coefficient_rows(convention, dampening, lr[lo:hi], beta[lo:hi], nesterov[lo:hi])
+        table = coefficient_columns(convention, dampening, lr[lo:hi], beta[lo:hi], nesterov[lo:hi])
         chunk_problem, chunk_start = _chunks(index[lo:hi], module.lanes())
         module.sweep_diagonal(lam=lam, e0=e0, chunk_problem=chunk_problem, chunk_start=chunk_start,
                               coefficients=table, schedule=multipliers, steps=steps,
                               tol=-1.0 if tol is None else tol, every=every or 0, bound=bound,
                               final_loss=final_loss[lo:hi], steps_to_tol=steps_to_tol[lo:hi],
-                              diverged=diverged[lo:hi], loss=loss[lo:hi], n_threads=threads,
-                              stop=np.zeros(1, np.intc))
-        rate_parts.append(_rates(lam, index[lo:hi], table, multipliers))
+                              diverged=diverged[lo:hi], loss=loss[lo:hi], rate=rate[lo:hi] if constant else rate,
+                              n_threads=threads, stop=np.zeros(1, np.intc))
     seconds = time.perf_counter() - start
     shape = tuple(len(coords[d]) for d in dims) if dims != ("config",) else (C,)
-    rate = None if rate_parts[0] is None else np.concatenate(rate_parts).reshape(shape)
+    rate = rate.reshape(shape) if constant else None
     return SweepResult(final_loss=final_loss.reshape(shape), steps_to_tol=steps_to_tol.reshape(shape) if tol else None,
                        diverged=diverged.view(bool).reshape(shape), rate=rate,
                        loss=loss.reshape(shape + (K,)) if every else None,

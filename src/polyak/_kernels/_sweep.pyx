@@ -1,27 +1,39 @@
 """Sweeps: many configurations of the canonical update on one spectrum, configurations in lanes.
 
-In the eigenbasis of Q, with the error e = x − x* of each eigen-coordinate, the canonical
-update of ``_diagonal.pyx`` is
+In the eigenbasis of Q, on the scaled error w = √λ ⊙ (x − x*) of each eigen-coordinate (so
+that f(x) − f* = ½ Σᵢ wᵢ²), the canonical update of ``_diagonal.pyx`` reads the same as on the
+error itself:
 
-    g = λ e,   u ← β u + a_t g,   e ← e − k_t u − e_t g
+    g = λ w,   u ← β u + a_t g,   w ← w − k_t u − e_t g.
 
-and f(x) − f* = ½ Σᵢ λᵢ eᵢ². A chunk of LANES configurations of the same problem runs
-together: coordinate i of all of them is one short vector (λᵢ is shared, the coefficients
-differ per lane), so the vector units are full whatever n. A check interval at a time, each
-block of COORDS coordinates of the chunk runs all the interval's steps in registers and adds
-its share of each step's loss to a buffer of the interval's losses, from which the tolerance
-and the records are read. Per configuration, the kernel computes the
-metrics and keeps no step: the final loss ½ Σ λᵢ eᵢ² (from the error, not as a difference of
-two values of f), the first step t (0..T) with f(x_t) − f* <= tol, the magnitude test of
-divergence after every CHECK_EVERY-th step and the last (a diverged lane is zeroed and stops
-counting), and optionally the loss every `every` steps. Lanes are independent and each runs
-the same arithmetic wherever it sits, so results do not depend on the thread count or on
-how the configurations are cut into calls. ``polyak.reference.sweep`` is its NumPy twin.
+With constant coefficients (a constant learning rate) two consecutive steps are one 2 × 2
+linear map M on (u, w) of each coordinate, and by Cayley–Hamilton every coordinate follows
+the two-term recurrence
+
+    w_{t+1} = τ w_t − δ w_{t−1},   τ = trace M = 1 + β − k a λ − e λ,   δ = det M = β (1 − e λ),
+
+two multiply-adds a step instead of four, without the velocity. The kernel takes the first two
+steps with the update (the first step of a fresh run may have its own coefficients) and the
+rest with the recurrence; with a varying schedule, every step with the update.
+
+A chunk of LANES configurations of the same problem runs together: coordinate i of all of
+them is one short vector (λᵢ is shared, the coefficients differ per lane), so the vector units
+are full whatever n. A check interval at a time, each block of COORDS coordinates of the
+chunk runs all the interval's steps in registers and adds its share of each step's loss to a
+buffer of the interval's losses, from which the tolerance and the records are read. Per
+configuration, the kernel computes the metrics and keeps no step: the final loss ½ Σ wᵢ² (from
+the error, not as a difference of two values of f), the first step t (0..T) with
+f(x_t) − f* <= tol, the magnitude test of divergence |eᵢ| = |wᵢ| / √λᵢ <= bound after every
+CHECK_EVERY-th step and the last (a diverged lane is zeroed and stops counting), and
+optionally the loss every `every` steps. Lanes are independent and each runs the same
+arithmetic wherever it sits, so results do not depend on the thread count or on how the
+configurations are cut into calls. ``polyak.reference.sweep`` is its NumPy twin.
 """
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, NAN
+from libc.float cimport DBL_MAX
+from libc.math cimport INFINITY, NAN, fabs, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
@@ -31,8 +43,9 @@ from polyak._kernels._common cimport (A_SCALED, BETA, CHECK_EVERY, COLUMNS, E_SC
 cdef extern from *:
     """
     /* LANES configurations advance together, COORDS coordinates of them at a time in
-       registers: AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates (E and U in 16
-       registers); AVX2 (16 of 4): 8 lanes, 2 coordinates; SSE2 (16 of 2): 4 and 2. */
+       registers: AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates (w_t, w_{t-1}
+       and τ of 8 vectors in 24 registers); AVX2 (16 of 4): 8 lanes, 2 coordinates; SSE2
+       (16 of 2): 4 and 2. */
     #ifndef POLYAK_SWEEP_LANES
     #if defined(__AVX512F__)
       #define POLYAK_SWEEP_LANES 16
@@ -49,18 +62,67 @@ cdef extern from *:
     enum: LANES "POLYAK_SWEEP_LANES"
     enum: COORDS "POLYAK_SWEEP_COORDS"
 
+cdef extern from *:
+    """
+    /* lowest[j] = min(lowest[j], x[j]) over the LANES lanes, a NaN x leaving lowest as it
+       is (MINPD's rule). GCC vectorizes a conditional minimum of floats only in loops it has
+       not unrolled, and the lanes' loops are unrolled to keep the lanes in registers: so
+       this one is the instruction itself. AVX-512 uses its full width, AVX2 the 128-bit
+       form: with the 256-bit one, GCC 12 miscompiled the nesterov recurrence around it at
+       x86-64-v3 (wrong iterates; tests/test_sweep.py's random comparison with the twin). */
+    #include <immintrin.h>
+    /* one function per type: T, its intrinsics' suffix S (pd, ps), its lanes per 512 and
+       per 128 bits */
+    #if defined(__AVX512F__)
+    #define POLYAK_LOWEST_WIDE(T, S, W512, W128)                                            \
+        for (; j + W512 <= POLYAK_SWEEP_LANES; j += W512)                                  \
+            _mm512_storeu_##S(lowest + j, _mm512_min_##S(_mm512_loadu_##S(x + j), _mm512_loadu_##S(lowest + j)));
+    #elif defined(__SSE2__)
+    #define POLYAK_LOWEST_WIDE(T, S, W512, W128)                                            \
+        for (; j + W128 <= POLYAK_SWEEP_LANES; j += W128)                                  \
+            _mm_storeu_##S(lowest + j, _mm_min_##S(_mm_loadu_##S(x + j), _mm_loadu_##S(lowest + j)));
+    #else
+    #define POLYAK_LOWEST_WIDE(T, S, W512, W128)
+    #endif
+    #define POLYAK_LOWEST(T, S, W512, W128)                                                 \
+    static inline void polyak_lowest_##T(T* lowest, const T* x) {                          \
+        int j = 0;                                                                          \
+        POLYAK_LOWEST_WIDE(T, S, W512, W128)                                                \
+        for (; j < POLYAK_SWEEP_LANES; j++) lowest[j] = x[j] < lowest[j] ? x[j] : lowest[j]; \
+    }
+    POLYAK_LOWEST(double, pd, 8, 2)
+    POLYAK_LOWEST(float, ps, 16, 4)
+    """
+    void polyak_lowest_double(double* lowest, const double* x) noexcept nogil
+    void polyak_lowest_float(float* lowest, const float* x) noexcept nogil
 
-cdef inline void _block_steps(floating* E, floating* U, const floating* lam,
+
+cdef inline void _add_loss(const floating* acc, floating* losses, floating* lowest,
+                           bint with_lowest) noexcept nogil:
+    # one step's losses of the lanes (so far) to the buffer, and, with_lowest (the block that
+    # completes the sum), to the lanes' smallest loss of the interval
+    cdef Py_ssize_t j
+    for j in range(LANES):
+        losses[j] = acc[j]
+    if with_lowest:
+        if floating is double:
+            polyak_lowest_double(lowest, acc)
+        else:
+            polyak_lowest_float(lowest, acc)
+
+
+cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, bint with_e, bint with_loss,
-                              bint varying, Py_ssize_t coords) noexcept nogil:
-    # `steps` steps of `coords` <= COORDS coordinates (E, U: coords rows of LANES) of LANES
-    # configurations,
-    # held in registers for all of them. Coefficients: fixed[0..2] = the lanes' a, k, e, or,
-    # `varying`, a_t = fixed[0] + scaled[0]·multipliers[s] and likewise k_t, e_t. with_loss:
-    # losses[s, j] += Σ_c λ_c E[c, j]² after step s. The flags are constants at each call.
-    cdef floating Eb[COORDS * LANES]
+                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
+                              bint with_loss, bint with_lowest, bint varying,
+                              Py_ssize_t coords) noexcept nogil:
+    # `steps` steps of the update on `coords` <= COORDS coordinates (W, U: coords rows of
+    # LANES) of LANES configurations, held in registers. Coefficients: fixed[0..2] = the
+    # lanes' a, k, e, or, `varying`, a_t = fixed[0] + scaled[0]·multipliers[s] and likewise
+    # k_t, e_t. with_loss: losses[s, j] += Σ_c W[c, j]² after step s, added coordinate by
+    # coordinate (and _add_loss's lowest). The flags are constants at each call.
+    cdef floating Wb[COORDS * LANES]
     cdef floating Ub[COORDS * LANES]
     cdef floating a[LANES]
     cdef floating k[LANES]
@@ -69,7 +131,7 @@ cdef inline void _block_steps(floating* E, floating* U, const floating* lam,
     cdef floating g, v
     cdef Py_ssize_t c, j, s
     for j in range(coords * LANES):
-        Eb[j] = E[j]
+        Wb[j] = W[j]
         Ub[j] = U[j]
     for j in range(LANES):
         a[j], k[j], e[j] = fixed[j], fixed[LANES + j], fixed[2 * LANES + j]
@@ -81,87 +143,158 @@ cdef inline void _block_steps(floating* E, floating* U, const floating* lam,
                 e[j] = fixed[2 * LANES + j] + scaled[2 * LANES + j] * multipliers[s]
         if with_loss:
             for j in range(LANES):
-                acc[j] = 0
+                acc[j] = losses[s * LANES + j]
         for c in range(coords):
             for j in range(LANES):
-                g = lam[c] * Eb[c * LANES + j]
+                g = lam[c] * Wb[c * LANES + j]
                 v = beta[j] * Ub[c * LANES + j] + a[j] * g
                 if with_e:
-                    Eb[c * LANES + j] = Eb[c * LANES + j] - k[j] * v - e[j] * g
+                    Wb[c * LANES + j] = Wb[c * LANES + j] - k[j] * v - e[j] * g
                 else:
-                    Eb[c * LANES + j] = Eb[c * LANES + j] - k[j] * v
+                    Wb[c * LANES + j] = Wb[c * LANES + j] - k[j] * v
                 Ub[c * LANES + j] = v
                 if with_loss:
-                    acc[j] = acc[j] + lam[c] * Eb[c * LANES + j] * Eb[c * LANES + j]
+                    acc[j] = acc[j] + Wb[c * LANES + j] * Wb[c * LANES + j]
         if with_loss:
-            for j in range(LANES):
-                losses[s * LANES + j] += acc[j]
+            _add_loss(acc, losses + s * LANES, lowest, with_lowest)
     for j in range(coords * LANES):
-        E[j] = Eb[j]
+        W[j] = Wb[j]
         U[j] = Ub[j]
 
 
-cdef inline void _block_flags(floating* E, floating* U, const floating* lam,
-                              const floating* beta, const floating* fixed,
-                              const floating* scaled, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, bint with_e,
-                              bint varying, Py_ssize_t coords) noexcept nogil:
-    # _block_steps with its three flags made constants (losses NULL: no loss)
-    if varying:
-        if losses != NULL:
-            _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, True, True, True, coords)
-        else:
-            _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, True, False, True, coords)
-    elif with_e:
-        if losses != NULL:
-            _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, True, True, False, coords)
-        else:
-            _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, True, False, False, coords)
-    elif losses != NULL:
-        _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, False, True, False, coords)
-    else:
-        _block_steps(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, False, False, False, coords)
-
-
-cdef inline void _block_cases(floating* E, floating* U, const floating* lam,
-                              const floating* beta, const floating* fixed,
-                              const floating* scaled, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, bint with_e,
-                              bint varying, Py_ssize_t coords) noexcept nogil:
-    # _block_flags for blocks of COORDS coordinates, or of 2 (n = 2 would be half padding)
-    if coords == COORDS:
-        _block_flags(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, with_e, varying, COORDS)
-    else:
-        _block_flags(E, U, lam, beta, fixed, scaled, multipliers, steps, losses, with_e, varying, 2)
-
-
-cdef inline void _loss_lanes(const floating* E, const floating* lam, Py_ssize_t blocks,
-                             Py_ssize_t width, floating* total) noexcept nogil:
-    # total[j] = Σᵢ λᵢ E[i, j]², summed as _block_steps sums (per block of `width`
-    # coordinates, blocks in order)
-    cdef Py_ssize_t q, c, j, i
+cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau,
+                                   const floating* delta, Py_ssize_t steps, floating* losses,
+                                   floating* lowest, bint with_e, bint with_loss,
+                                   bint with_lowest, Py_ssize_t coords) noexcept nogil:
+    # `steps` steps of the recurrence w ← τ w − δ w_prev on `coords` <= COORDS coordinates of
+    # LANES configurations (P: w_prev, W: w; tau, delta: coords rows of LANES), in registers;
+    # without an e term δ = β is the same for every coordinate (delta's first row). Losses
+    # as _block_steps'. (The two half-steps differ only in which array is which: one step
+    # written as a function of its arrays is not kept in registers by GCC.)
+    cdef floating Pb[COORDS * LANES]
+    cdef floating Wb[COORDS * LANES]
+    cdef floating Tb[COORDS * LANES]
+    cdef floating Db[COORDS * LANES]
     cdef floating acc[LANES]
+    cdef Py_ssize_t c, j, s
+    for j in range(coords * LANES):
+        Pb[j], Wb[j], Tb[j], Db[j] = P[j], W[j], tau[j], delta[j]
+    for s in range(0, steps, 2):  # two steps: w_prev and w swap roles, not copied
+        if with_loss:
+            for j in range(LANES):
+                acc[j] = losses[s * LANES + j]
+        for c in range(coords):
+            for j in range(LANES):
+                if with_e:
+                    Pb[c * LANES + j] = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[c * LANES + j] * Pb[c * LANES + j]
+                else:
+                    Pb[c * LANES + j] = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[j] * Pb[c * LANES + j]
+                if with_loss:
+                    acc[j] = acc[j] + Pb[c * LANES + j] * Pb[c * LANES + j]
+        if with_loss:
+            _add_loss(acc, losses + s * LANES, lowest, with_lowest)
+        if s + 1 == steps:
+            break
+        if with_loss:
+            for j in range(LANES):
+                acc[j] = losses[(s + 1) * LANES + j]
+        for c in range(coords):
+            for j in range(LANES):
+                if with_e:
+                    Wb[c * LANES + j] = Tb[c * LANES + j] * Pb[c * LANES + j] - Db[c * LANES + j] * Wb[c * LANES + j]
+                else:
+                    Wb[c * LANES + j] = Tb[c * LANES + j] * Pb[c * LANES + j] - Db[j] * Wb[c * LANES + j]
+                if with_loss:
+                    acc[j] = acc[j] + Wb[c * LANES + j] * Wb[c * LANES + j]
+        if with_loss:
+            _add_loss(acc, losses + (s + 1) * LANES, lowest, with_lowest)
+    for j in range(coords * LANES):  # an odd count of steps ends with the newest in Pb
+        P[j], W[j] = (Wb[j], Pb[j]) if steps % 2 else (Pb[j], Wb[j])
+
+
+cdef inline void _block_flags(floating* W, floating* U, const floating* lam,
+                              const floating* beta, const floating* fixed,
+                              const floating* scaled, const floating* multipliers,
+                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
+                              bint varying, Py_ssize_t coords) noexcept nogil:
+    # _block_steps with its flags made constants (losses NULL: no loss; lowest NULL: none)
+    if varying:  # (rare enough to keep with the e term and the loss, lowest at run time)
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, True, losses != NULL,
+                     lowest != NULL, True, coords)
+    elif with_e:
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, True, losses != NULL,
+                     lowest != NULL, False, coords)
+    else:
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, False, losses != NULL,
+                     lowest != NULL, False, coords)
+
+
+cdef inline void _recurrence_flags(floating* P, floating* W, const floating* tau,
+                                   const floating* delta, Py_ssize_t steps, floating* losses,
+                                   floating* lowest, bint with_e, Py_ssize_t coords) noexcept nogil:
+    # _block_recurrence with its flags made constants (losses NULL: no loss; lowest NULL: none)
+    if with_e:
+        if lowest != NULL:
+            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, True, True, coords)
+        elif losses != NULL:
+            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, True, False, coords)
+        else:
+            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, False, False, coords)
+    elif lowest != NULL:
+        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, True, True, coords)
+    elif losses != NULL:
+        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, True, False, coords)
+    else:
+        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, False, False, coords)
+
+
+cdef inline void _block_cases(floating* W, floating* U, floating* P, const floating* lam,
+                              const floating* beta, const floating* fixed,
+                              const floating* scaled, const floating* tau,
+                              const floating* delta, const floating* multipliers,
+                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
+                              bint varying, bint recurrence, Py_ssize_t coords) noexcept nogil:
+    # one block's steps, by the recurrence or the update, in blocks of COORDS coordinates or
+    # of 2 (n <= 2 would be half padding)
+    if recurrence:
+        if coords == COORDS:
+            _recurrence_flags(P, W, tau, delta, steps, losses, lowest, with_e, COORDS)
+        else:
+            _recurrence_flags(P, W, tau, delta, steps, losses, lowest, with_e, 2)
+    elif coords == COORDS:
+        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, with_e, varying, COORDS)
+    else:
+        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, with_e, varying, 2)
+
+
+cdef inline void _loss_lanes(const floating* W, Py_ssize_t padded, floating* total) noexcept nogil:
+    # total[j] = Σᵢ W[i, j]², added coordinate by coordinate as the blocks add them
+    cdef Py_ssize_t i, j
     for j in range(LANES):
         total[j] = 0
-    for q in range(blocks):
+    for i in range(padded):
         for j in range(LANES):
-            acc[j] = 0
-        for c in range(width):
-            i = q * width + c
-            for j in range(LANES):
-                acc[j] = acc[j] + lam[i] * E[i * LANES + j] * E[i * LANES + j]
-        for j in range(LANES):
-            total[j] += acc[j]
+            total[j] = total[j] + W[i * LANES + j] * W[i * LANES + j]
 
 
-cdef inline void _reach(const floating* total, int64_t t, floating twice_tol,
-                        const int64_t* alive, int64_t* reached) noexcept nogil:
-    # reached[j] = t where it is still −1, the lane runs (alive[j] = 1; a diverged lane is
-    # zeroed, total 0) and total[j] = 2·(f − f*) <= 2·tol (halving is exact): branch-free over
-    # all the lanes, a vector compare and blend
-    cdef Py_ssize_t j
+cdef inline void _reach(const floating* losses, const floating* lowest, Py_ssize_t steps,
+                        int64_t t, floating* threshold, int64_t* reached) noexcept nogil:
+    # for each lane j whose smallest loss of these steps (`lowest`) is at most threshold[j]
+    # (= 2·tol while the lane runs and has not reached it, else −1: never, as losses >= 0 or
+    # NaN), the first s < steps with losses[s, j] <= threshold[j] gives reached[j] = t + s
+    cdef Py_ssize_t j, s
+    cdef bint found = False
     for j in range(LANES):
-        reached[j] = t if (reached[j] < 0) & (total[j] <= twice_tol) & (alive[j] != 0) else reached[j]
+        found |= lowest[j] <= threshold[j]
+    if not found:
+        return
+    for j in range(LANES):
+        if lowest[j] <= threshold[j]:
+            for s in range(steps):
+                if losses[s * LANES + j] <= threshold[j]:
+                    reached[j] = t + s
+                    threshold[j] = -1
+                    break
 
 
 cdef inline void _record(const floating* total, Py_ssize_t t, Py_ssize_t count,
@@ -173,115 +306,196 @@ cdef inline void _record(const floating* total, Py_ssize_t t, Py_ssize_t count,
             loss[j * run.records + t // run.every] = <floating>0.5 * total[j]
 
 
-cdef inline void _lane_coefficients(const floating* rows, Py_ssize_t count, const bint* gone,
-                                    floating multiplier, bint first, floating* fixed,
-                                    floating* scaled) noexcept nogil:
+cdef inline void _row(const floating* columns, Py_ssize_t stride, Py_ssize_t j,
+                      floating* row) noexcept nogil:
+    # configuration j's row of the coefficient table, whose columns are `stride` apart
+    cdef Py_ssize_t col
+    for col in range(COLUMNS):
+        row[col] = columns[col * stride + j]
+
+
+cdef inline void _lane_coefficients(const floating* columns, Py_ssize_t stride, Py_ssize_t count,
+                                    const bint* gone, floating multiplier, bint first,
+                                    floating* fixed, floating* scaled) noexcept nogil:
     # fixed[0..2] = the lanes' (a, k, e) at `multiplier` (first: a fresh run's first step);
     # scaled = their parts proportional to the multiplier (for a varying schedule); a lane
     # that is padding or diverged has all zero
     cdef Py_ssize_t j
-    cdef const floating* row
+    cdef floating row[COLUMNS]
     for j in range(LANES):
         fixed[j] = fixed[LANES + j] = fixed[2 * LANES + j] = 0
         scaled[j] = scaled[LANES + j] = scaled[2 * LANES + j] = 0
         if j < count and not gone[j]:
-            row = rows + j * COLUMNS
+            _row(columns, stride, j, row)
             step_coefficients(row, multiplier, first, &fixed[j], &fixed[LANES + j], &fixed[2 * LANES + j])
             scaled[j], scaled[LANES + j], scaled[2 * LANES + j] = row[A_SCALED], row[K_SCALED], row[E_SCALED]
 
 
-cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* rows,
-                       Py_ssize_t count, const floating* schedule, const Settings* run,
-                       floating* E, floating* U, floating* lam_padded, floating* losses,
-                       floating* final_loss, int64_t* steps_to_tol, unsigned char* diverged,
-                       floating* loss, double tol) noexcept nogil:
-    # `count` <= LANES configurations (coefficient rows `rows`, COLUMNS each) of the problem
-    # (lam, e0), all the steps, a check interval at a time: each block of COORDS coordinates
-    # runs the interval in registers, adding its share of each step's loss to `losses`
-    # (CHECK_EVERY rows of LANES), then the tolerance and the records are read from there.
-    # E, U, lam_padded: workspace for n rounded up to COORDS (padding: λ = 0, e = 0); n <= 2
-    # runs in blocks of 2, not half padding; the
-    # outputs from this chunk's first configuration (steps_to_tol, loss: NULL if not asked)
+cdef inline void _recurrence_coefficients(const floating* lam, Py_ssize_t padded,
+                                          const floating* beta, const floating* fixed,
+                                          floating* tau, floating* delta) noexcept nogil:
+    # τ = 1 + β − (k a + e) λ and δ = β (1 − e λ) of each coordinate and lane, from the lanes'
+    # constant coefficients fixed = (a, k, e) (a lane that is padding or diverged is zero: w stays 0)
+    cdef Py_ssize_t i, j
+    for i in range(padded):
+        for j in range(LANES):
+            tau[i * LANES + j] = 1 + beta[j] - (fixed[LANES + j] * fixed[j] + fixed[2 * LANES + j]) * lam[i]
+            delta[i * LANES + j] = beta[j] * (1 - fixed[2 * LANES + j] * lam[i])
+
+
+cdef inline double _spectral_radius(double trace, double det) noexcept nogil:
+    # max |μ| over the roots of μ² − trace·μ + det, computed for the polynomial scaled by
+    # s = max(|trace|, √|det|) so that nothing overflows (polyak._closed_form.spectral_radius_of)
+    cdef double scale = max(fabs(trace), sqrt(fabs(det))), t, d, discriminant
+    if scale == 0:
+        return 0
+    if scale == INFINITY:
+        return INFINITY
+    t = trace / scale
+    d = det / scale / scale
+    discriminant = t * t - 4 * d
+    if discriminant >= 0:
+        return scale * (0.5 * (fabs(t) + sqrt(discriminant)))
+    return scale * sqrt(fabs(d))
+
+
+cdef void _worst_rates(const floating* lam, Py_ssize_t n, const floating* columns,
+                       Py_ssize_t stride, Py_ssize_t count, floating multiplier,
+                       floating* rate) noexcept nogil:
+    # each configuration's largest spectral radius over the spectrum: at its smallest and its
+    # largest eigenvalue, where the radius, quasiconvex in λ, is largest (polyak._stability)
+    cdef Py_ssize_t i, j, end
+    cdef floating smallest = lam[0], largest = lam[0], a, k, e, beta
+    cdef floating row[COLUMNS]
+    cdef floating ends[2]
+    for i in range(n):
+        smallest = min(smallest, lam[i])
+        largest = max(largest, lam[i])
+    ends[0], ends[1] = smallest, largest
+    for j in range(count):
+        _row(columns, stride, j, row)
+        step_coefficients(row, multiplier, False, &a, &k, &e)
+        beta = row[BETA]
+        rate[j] = 0
+        for end in range(2):
+            rate[j] = max(rate[j], _spectral_radius(beta + 1 - (k * a + e) * ends[end], beta * (1 - e * ends[end])))
+
+
+cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* columns,
+                       Py_ssize_t stride, Py_ssize_t count, const floating* schedule,
+                       const Settings* run, floating* work, floating* final_loss,
+                       int64_t* steps_to_tol,
+                       unsigned char* diverged, floating* loss, double tol) noexcept nogil:
+    # `count` <= LANES configurations (their coefficients: `columns`, `stride` apart) of the problem
+    # (lam, e0), all the steps, a check interval at a time: each block of coordinates runs
+    # the interval in registers, writing each step's loss so far to `losses` (CHECK_EVERY
+    # rows of LANES), then the tolerance and the records are read from there. `work`: room
+    # for W, U, P, tau, delta (n rounded up to COORDS, by LANES; padding: λ = 0, w = 0), λ
+    # padded and the losses. The outputs from this chunk's first configuration
+    # (steps_to_tol, loss: NULL if not asked).
     cdef Py_ssize_t i, j, q, t = 0, t_end, s, r, n = run.n
     cdef Py_ssize_t width = 2 if n <= 2 else COORDS  # coordinates per register block
-    cdef Py_ssize_t blocks = (n + width - 1) // width, padded = blocks * width
+    cdef Py_ssize_t blocks = (n + width - 1) // width, padded = (n + COORDS - 1) // COORDS * COORDS
+    cdef floating* W = work
+    cdef floating* U = W + padded * LANES
+    cdef floating* P = U + padded * LANES
+    cdef floating* tau = P + padded * LANES
+    cdef floating* delta = tau + padded * LANES
+    cdef floating* lam_padded = delta + padded * LANES
+    cdef floating* losses = lam_padded + padded
     cdef floating beta[LANES]
     cdef floating fixed[3 * LANES]
     cdef floating scaled[3 * LANES]
     cdef floating total[LANES]
+    cdef floating threshold[LANES]
+    cdef floating lowest[LANES]
     cdef bint gone[LANES]
-    cdef bint with_e, all_gone, any_loss
+    cdef bint with_e = False, all_gone, any_loss, recurrence
     cdef bint tracking = steps_to_tol != NULL
     cdef bint varying = run.schedule_stride != 0
     cdef int64_t reached[LANES]
-    cdef int64_t alive[LANES]
-    cdef floating twice_tol = <floating>(2 * tol)
+    cdef double limit
     for j in range(LANES):
         reached[j] = -1
-        alive[j] = j < count
         gone[j] = j >= count
-        beta[j] = rows[j * COLUMNS + BETA] if j < count else 0
+        threshold[j] = <floating>(2 * tol) if j < count else -1
+        beta[j] = columns[BETA * stride + j] if j < count else 0
     for i in range(padded):
         lam_padded[i] = lam[i] if i < n else 0
         for j in range(LANES):
-            E[i * LANES + j] = e0[i] if i < n and j < count else 0
-            U[i * LANES + j] = 0
+            W[i * LANES + j] = sqrt(lam[i]) * e0[i] if i < n and j < count else 0
+            U[i * LANES + j] = P[i * LANES + j] = 0
     for j in range(count):
         diverged[j] = False
     if tracking or loss != NULL:
-        _loss_lanes(E, lam_padded, blocks, width, total)
+        _loss_lanes(W, padded, total)
         if tracking:
-            _reach(total, 0, twice_tol, alive, reached)
+            _reach(total, total, 1, 0, threshold, reached)
         if loss != NULL:
             _record(total, 0, count, gone, loss, run)
     while t < run.steps and not stop_requested(run):
-        # the first step alone (torch's differs), then check intervals
-        t_end = 1 if t == 0 else min((t // CHECK_EVERY + 1) * CHECK_EVERY, run.steps)
+        # the first two steps alone (a fresh run's first differs; the recurrence starts from
+        # w_1 and w_2), then check intervals
+        t_end = t + 1 if t <= 1 else min((t // CHECK_EVERY + 1) * CHECK_EVERY, run.steps)
+        recurrence = t >= 2 and not varying
         if t <= 1 or varying:
             # (with a varying schedule, after the first step: the parts at multiplier 0, to
             # which _block_steps adds the scaled parts times each step's multiplier)
-            _lane_coefficients(rows, count, gone, 0 if varying and t > 0 else schedule[t * run.schedule_stride],
+            _lane_coefficients(columns, stride, count, gone, 0 if varying and t > 0 else schedule[t * run.schedule_stride],
                                t == 0, fixed, scaled)
             with_e = False
             for j in range(2 * LANES, 3 * LANES):
                 with_e = with_e or fixed[j] != 0 or scaled[j] != 0
+        if t == 1 and not varying:
+            for i in range(padded * LANES):
+                P[i] = W[i]
+        if t == 2 and not varying:
+            _recurrence_coefficients(lam_padded, padded, beta, fixed, tau, delta)
         any_loss = tracking or (loss != NULL and t_end // run.every > t // run.every)
         if any_loss:
             for j in range((t_end - t) * LANES):
                 losses[j] = 0
+            for j in range(LANES):
+                lowest[j] = INFINITY
         for q in range(blocks):
-            _block_cases(E + q * width * LANES, U + q * width * LANES, lam_padded + q * width,
-                         beta, fixed, scaled, schedule + t if varying else schedule, t_end - t,
-                         losses if any_loss else NULL, with_e, varying and t > 0, width)
-        for s in range(t, t_end):
-            if tracking:
-                _reach(losses + (s - t) * LANES, s + 1, twice_tol, alive, reached)
-            if loss != NULL and (s + 1) % run.every == 0:
-                _record(losses + (s - t) * LANES, s + 1, count, gone, loss, run)
+            _block_cases(W + q * width * LANES, U + q * width * LANES, P + q * width * LANES,
+                         lam_padded + q * width, beta, fixed, scaled, tau + q * width * LANES,
+                         delta + q * width * LANES, schedule + t if varying else schedule, t_end - t,
+                         losses if any_loss else NULL, lowest if tracking and q == blocks - 1 else NULL,
+                         with_e, varying and t > 0, recurrence, width)
+        if tracking:
+            _reach(losses, lowest, t_end - t, t + 1, threshold, reached)
+        if loss != NULL:
+            for s in range(t, t_end):
+                if (s + 1) % run.every == 0:
+                    _record(losses + (s - t) * LANES, s + 1, count, gone, loss, run)
         t = t_end
         if t % CHECK_EVERY == 0 or t == run.steps:
+            # the magnitude test |eᵢ| <= bound, as |wᵢ| <= √λᵢ·bound (at most the largest
+            # double, so that an infinite w fails it)
+            for i in range(n):
+                limit = min(sqrt(<double>lam_padded[i]) * run.bound, DBL_MAX)
+                for j in range(count):
+                    if not (W[i * LANES + j] <= limit and W[i * LANES + j] >= -limit):
+                        gone[j] = True
             all_gone = True
             for j in range(count):
-                if not gone[j]:
-                    for i in range(n):
-                        if not (E[i * LANES + j] <= run.bound and E[i * LANES + j] >= -run.bound):
-                            gone[j] = True
-                            break
-                    if gone[j]:  # a diverged lane: zero, and counting no more
-                        diverged[j] = True
-                        alive[j] = 0
-                        beta[j] = 0
-                        for i in range(3):
-                            fixed[i * LANES + j] = scaled[i * LANES + j] = 0
-                        for i in range(n):
-                            E[i * LANES + j] = U[i * LANES + j] = 0
-                        if loss != NULL:
-                            for r in range(t // run.every + 1, run.records):
-                                loss[j * run.records + r] = NAN
+                if gone[j] and not diverged[j]:  # a diverged lane: zero, and counting no more
+                    diverged[j] = True
+                    threshold[j] = -1
+                    beta[j] = 0
+                    for i in range(3):
+                        fixed[i * LANES + j] = scaled[i * LANES + j] = 0
+                    for i in range(padded):
+                        W[i * LANES + j] = U[i * LANES + j] = P[i * LANES + j] = 0
+                        tau[i * LANES + j] = delta[i * LANES + j] = 0
+                    if loss != NULL:
+                        for r in range(t // run.every + 1, run.records):
+                            loss[j * run.records + r] = NAN
                 all_gone = all_gone and gone[j]
             if all_gone:
                 break
-    _loss_lanes(E, lam_padded, blocks, width, total)
+    _loss_lanes(W, padded, total)
     for j in range(count):
         final_loss[j] = INFINITY if gone[j] else <floating>0.5 * total[j]
         if tracking:
@@ -298,23 +512,27 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
                    const floating[:, ::1] coefficients, const floating[::1] schedule,
                    Py_ssize_t steps, double tol, Py_ssize_t every, double bound,
                    floating[::1] final_loss, int64_t[::1] steps_to_tol,
-                   unsigned char[::1] diverged, floating[:, ::1] loss, int n_threads,
+                   unsigned char[::1] diverged, floating[:, ::1] loss, floating[::1] rate,
+                   int n_threads,
                    const int[::1] stop):
     """Metrics of C configurations (see the module docstring).
 
-    lam, e0 (P, n): each problem's eigenvalues and starting error; coefficients (C, 8): each
-    configuration's row of the plan table (polyak.plans.COLUMNS); schedule: T multipliers or
-    one. The configurations are cut into chunks of at most LANES that share a problem: chunk q
+    lam, e0 (P, n): each problem's eigenvalues and starting error; coefficients (8, C): the
+    plan table of the configurations, column by column (polyak.plans.COLUMNS; contiguous
+    columns are written fast); schedule: T multipliers or one. The configurations are cut into chunks of at most LANES that share a problem: chunk q
     is configurations chunk_start[q]..chunk_start[q+1]-1 of problem chunk_problem[q]
     (chunk_start has one more entry). tol < 0: no tolerance (steps_to_tol not written);
     loss (C, T // every + 1) or (C, 0). Outputs, all written (for C configurations):
-    final_loss (inf where diverged), steps_to_tol (−1: never), diverged. Keyword-only,
+    final_loss (inf where diverged), steps_to_tol (−1: never), diverged, and with one
+    multiplier (a constant learning rate) the worst spectral radius `rate` (else rate is
+    empty and not written). Keyword-only,
     validated by the caller (polyak.sweep).
     """
     cdef Py_ssize_t q, first, count, n = lam.shape[1], chunks = chunk_problem.shape[0]
     cdef Py_ssize_t padded = (n + COORDS - 1) // COORDS * COORDS
-    cdef Py_ssize_t size = 2 * padded * LANES + padded + CHECK_EVERY * LANES
-    cdef Settings run = settings(coefficients.shape[0], n, steps, every if every > 0 else 1,
+    cdef Py_ssize_t size = 5 * padded * LANES + padded + CHECK_EVERY * LANES
+    cdef Py_ssize_t stride = coefficients.shape[1]
+    cdef Settings run = settings(stride, n, steps, every if every > 0 else 1,
                                  loss.shape[1], schedule.shape[0], bound, &stop[0])
     cdef floating* workspace
     cdef int no_memory = 0
@@ -327,10 +545,11 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
                 continue
             first = chunk_start[q]
             count = chunk_start[q + 1] - first
-            _sweep_chunk(&lam[chunk_problem[q], 0], &e0[chunk_problem[q], 0],
-                         &coefficients[first, 0], count, &schedule[0], &run, workspace,
-                         workspace + padded * LANES, workspace + 2 * padded * LANES,
-                         workspace + 2 * padded * LANES + padded, &final_loss[first],
+            if rate.shape[0] > 0:
+                _worst_rates(&lam[chunk_problem[q], 0], n, &coefficients[0, first], stride, count, schedule[0],
+                             &rate[first])
+            _sweep_chunk(&lam[chunk_problem[q], 0], &e0[chunk_problem[q], 0], &coefficients[0, first], stride,
+                         count, &schedule[0], &run, workspace, &final_loss[first],
                          &steps_to_tol[first] if tol >= 0 else NULL, &diverged[first],
                          &loss[first, 0] if loss.shape[1] > 0 else NULL, tol)
         free(workspace)
