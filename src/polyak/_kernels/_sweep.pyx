@@ -27,7 +27,9 @@ f(x_t) − f* <= tol, the magnitude test of divergence |eᵢ| = |wᵢ| / √λ�
 CHECK_EVERY-th step and the last (a diverged lane is zeroed and stops counting), and
 optionally the loss every `every` steps. Lanes are independent and each runs the same
 arithmetic wherever it sits, so results do not depend on the thread count or on how the
-configurations are cut into calls. ``polyak.reference.sweep`` is its NumPy twin.
+configurations are cut into calls. ``polyak.reference.sweep`` is its NumPy twin. The kernel
+runs with flush-to-zero (results and inputs below the smallest normal number count as 0):
+an error, or a loss, below about 2.2e-308 is 0 here where the twin keeps a subnormal.
 """
 
 from cython cimport floating
@@ -43,15 +45,17 @@ from polyak._kernels._common cimport (A_SCALED, BETA, CHECK_EVERY, COLUMNS, E_SC
 cdef extern from *:
     """
     /* LANES configurations advance together, COORDS coordinates of them at a time in
-       registers: AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates (w_t, w_{t-1}
-       and τ of 8 vectors in 24 registers); AVX2 (16 of 4): 8 lanes, 2 coordinates; SSE2
-       (16 of 2): 4 and 2. */
+       registers, enough independent recurrences (COORDS × LANES / vector width) to hide the
+       multiply-add latency: AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates
+       (w_t, w_{t-1} and τ of 8 vectors in 24 registers); AVX2 (16 of 4): 16 lanes, 2
+       coordinates (8 vectors; 8 lanes left 4, latency-bound at a third of the speed);
+       SSE2 (16 of 2): 4 and 2. */
     #ifndef POLYAK_SWEEP_LANES
     #if defined(__AVX512F__)
       #define POLYAK_SWEEP_LANES 16
       #define POLYAK_SWEEP_COORDS 4
     #elif defined(__AVX2__)
-      #define POLYAK_SWEEP_LANES 8
+      #define POLYAK_SWEEP_LANES 16
       #define POLYAK_SWEEP_COORDS 2
     #else
       #define POLYAK_SWEEP_LANES 4
@@ -95,6 +99,27 @@ cdef extern from *:
     """
     void polyak_lowest_double(double* lowest, const double* x) noexcept nogil
     void polyak_lowest_float(float* lowest, const float* x) noexcept nogil
+
+cdef extern from *:
+    """
+    /* A converging configuration's error keeps shrinking past the smallest normal number,
+       and arithmetic on subnormals is microcoded (4-10x slower): the sweep runs with
+       flush-to-zero and denormals-are-zero set in each of its threads, restored after. */
+    #if defined(__SSE2__)
+    #include <xmmintrin.h>
+    static inline unsigned int polyak_flush_subnormals(void) {
+        unsigned int saved = _mm_getcsr();
+        _mm_setcsr(saved | 0x8040u);  /* FTZ (bit 15) and DAZ (bit 6) */
+        return saved;
+    }
+    static inline void polyak_restore_subnormals(unsigned int saved) { _mm_setcsr(saved); }
+    #else
+    static inline unsigned int polyak_flush_subnormals(void) { return 0; }
+    static inline void polyak_restore_subnormals(unsigned int saved) { (void)saved; }
+    #endif
+    """
+    unsigned int polyak_flush_subnormals() noexcept nogil
+    void polyak_restore_subnormals(unsigned int saved) noexcept nogil
 
 
 cdef inline void _add_loss(const floating* acc, floating* losses, floating* lowest,
@@ -169,17 +194,19 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
     # `steps` steps of the recurrence w ← τ w − δ w_prev on `coords` <= COORDS coordinates of
     # LANES configurations (P: w_prev, W: w; tau, delta: coords rows of LANES), in registers;
     # without an e term δ = β is the same for every coordinate (delta's first row). Losses
-    # as _block_steps'. (The two half-steps differ only in which array is which: one step
-    # written as a function of its arrays is not kept in registers by GCC.)
+    # as _block_steps'. (The three bodies differ only in which array is which: one step written
+    # as a function of its arrays, or the odd step folded into the loop, is not kept in
+    # registers by GCC 12.)
     cdef floating Pb[COORDS * LANES]
     cdef floating Wb[COORDS * LANES]
     cdef floating Tb[COORDS * LANES]
     cdef floating Db[COORDS * LANES]
     cdef floating acc[LANES]
+    cdef floating w
     cdef Py_ssize_t c, j, s
     for j in range(coords * LANES):
         Pb[j], Wb[j], Tb[j], Db[j] = P[j], W[j], tau[j], delta[j]
-    for s in range(0, steps, 2):  # two steps: w_prev and w swap roles, not copied
+    for s in range(0, steps - 1, 2):  # two steps: w_prev and w swap roles, not copied
         if with_loss:
             for j in range(LANES):
                 acc[j] = losses[s * LANES + j]
@@ -193,9 +220,6 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
                     acc[j] = acc[j] + Pb[c * LANES + j] * Pb[c * LANES + j]
         if with_loss:
             _add_loss(acc, losses + s * LANES, lowest, with_lowest)
-        if s + 1 == steps:
-            break
-        if with_loss:
             for j in range(LANES):
                 acc[j] = losses[(s + 1) * LANES + j]
         for c in range(coords):
@@ -208,8 +232,25 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
                     acc[j] = acc[j] + Wb[c * LANES + j] * Wb[c * LANES + j]
         if with_loss:
             _add_loss(acc, losses + (s + 1) * LANES, lowest, with_lowest)
-    for j in range(coords * LANES):  # an odd count of steps ends with the newest in Pb
-        P[j], W[j] = (Wb[j], Pb[j]) if steps % 2 else (Pb[j], Wb[j])
+    if steps % 2:
+        s = steps - 1
+        if with_loss:
+            for j in range(LANES):
+                acc[j] = losses[s * LANES + j]
+        for c in range(coords):
+            for j in range(LANES):
+                if with_e:
+                    w = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[c * LANES + j] * Pb[c * LANES + j]
+                else:
+                    w = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[j] * Pb[c * LANES + j]
+                Pb[c * LANES + j] = Wb[c * LANES + j]
+                Wb[c * LANES + j] = w
+                if with_loss:
+                    acc[j] = acc[j] + w * w
+        if with_loss:
+            _add_loss(acc, losses + s * LANES, lowest, with_lowest)
+    for j in range(coords * LANES):
+        P[j], W[j] = Pb[j], Wb[j]
 
 
 cdef inline void _block_flags(floating* W, floating* U, const floating* lam,
@@ -535,9 +576,11 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
     cdef Settings run = settings(stride, n, steps, every if every > 0 else 1,
                                  loss.shape[1], schedule.shape[0], bound, &stop[0])
     cdef floating* workspace
+    cdef unsigned int control
     cdef int no_memory = 0
     cdef int* no_memory_flag = &no_memory
     with nogil, parallel(num_threads=n_threads):
+        control = polyak_flush_subnormals()
         workspace = <floating*>malloc(size * sizeof(floating))
         for q in prange(chunks, schedule="dynamic"):
             if workspace == NULL:
@@ -553,5 +596,6 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
                          &steps_to_tol[first] if tol >= 0 else NULL, &diverged[first],
                          &loss[first, 0] if loss.shape[1] > 0 else NULL, tol)
         free(workspace)
+        polyak_restore_subnormals(control)
     if no_memory:
         raise MemoryError(f"no memory for the sweep's workspace ({size} numbers per thread)")
