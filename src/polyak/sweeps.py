@@ -42,7 +42,9 @@ class SweepResult:
     Attributes
     ----------
     final_loss : ndarray of float
-        f(x_T) − f* = ½ Σ λᵢ eᵢ² after the last step (inf where diverged).
+        f(x_T) − f* = ½ Σ λᵢ eᵢ² after the last step (inf where diverged). The kernel runs
+        with flush-to-zero: a loss, or an error, below the smallest normal float (about
+        2.2e-308) is 0.
     steps_to_tol : ndarray of int64, or None
         The first t in 0..T with f(x_t) − f* <= tol; −1 where never (None without `tol`).
     diverged : ndarray of bool
