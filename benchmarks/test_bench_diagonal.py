@@ -124,7 +124,7 @@ THREADS = sorted({1, polyak.show_config(print_out=False)["max_threads"]})
 LEVEL_CASES = [(level, threads) for level in supported_levels() for threads in THREADS]
 
 
-def fraction_of_ceiling(run, threads, pairs=15):
+def fraction_of_ceiling(run, threads, pairs=15, coordinate_steps=COORDINATE_STEPS):
     """Median over alternating timings of 3·(coordinate-steps/s of `run`) / (probe multiply-adds/s)."""
     probe = kernels("_probe")
     ratios = []
@@ -132,7 +132,7 @@ def fraction_of_ceiling(run, threads, pairs=15):
         peak = probe.multiply_add_rate(threads, 1_000_000)
         start = time.perf_counter()
         run()
-        ratios.append(3 * COORDINATE_STEPS / (time.perf_counter() - start) / peak)
+        ratios.append(3 * coordinate_steps / (time.perf_counter() - start) / peak)
     return float(np.median(ratios)), float(probe.multiply_add_rate(threads) / 3)
 
 
@@ -148,3 +148,39 @@ def test_fraction_of_ceiling(benchmark, level, threads):
                                     coordinate_steps=COORDINATE_STEPS, block=kernels("_diagonal").block_width())
         benchmark.group = f"heavy ball against the multiply-add ceiling, B={B} n={N} T={STEPS} float64, c=0"
         benchmark.pedantic(lambda: polyak.execute(job, n_threads=threads), rounds=7, iterations=1, warmup_rounds=1)
+
+
+SMALL_B, SMALL_N = 10**6, 2
+SMALL_CASES = [(steps, whole) for steps in (200, 1000) for whole in ("run", "execute")]
+
+
+@functools.cache
+def small_problems():
+    """The textbook's problem (λ = 0.2, 4) under 10⁶ (lr, β) pairs: one configuration per lane."""
+    rng = np.random.default_rng(1)
+    rule = polyak.Momentum(rng.uniform(0.05, 0.4, SMALL_B), rng.uniform(0.0, 0.9, SMALL_B))
+    return polyak.problems.ill_conditioned_2d(), rule, np.array([-5.0, -2.0])
+
+
+@pytest.mark.parametrize("steps, whole", SMALL_CASES, ids=[f"T={t}-{w}" for t, w in SMALL_CASES])
+def test_small_problems_fraction_of_ceiling(benchmark, steps, whole):
+    """polyak.run (plan and kernel) and execute (the kernel) on B = 10⁶ problems of n = 2."""
+    problem, rule, x0 = small_problems()
+    threads = polyak.show_config(print_out=False)["max_threads"]
+    job = polyak.plan(problem, rule, x0, steps)
+    ran = polyak.execute(job, n_threads=threads)
+    sample = slice(0, SMALL_B, 50_000)  # the reference on a sample of the batch
+    expected = polyak.run(problem, polyak.Momentum(rule.lr[sample], rule.beta[sample]), x0, steps,
+                          implementation="reference")
+    np.testing.assert_allclose(ran.x[sample], expected.x, rtol=1e-10, atol=1e-12)
+    if whole == "run":
+        call = functools.partial(polyak.run, problem, rule, x0, steps, n_threads=threads)
+    else:
+        call = functools.partial(polyak.execute, job, n_threads=threads)
+    work = SMALL_B * SMALL_N * steps
+    if not benchmark.disabled:
+        fraction, ceiling = fraction_of_ceiling(call, threads, pairs=5, coordinate_steps=work)
+        benchmark.extra_info.update(fraction_of_ceiling=fraction, ceiling_coordinate_steps=ceiling)
+    benchmark.extra_info["coordinate_steps"] = work
+    benchmark.group = f"momentum, B={SMALL_B} problems of n={SMALL_N} (configurations in lanes), float64"
+    benchmark.pedantic(call, rounds=5, iterations=1, warmup_rounds=1)

@@ -54,6 +54,27 @@ cdef inline void step_coefficients(const floating* row, floating multiplier, bin
     e[0] = row[E_FIXED] + row[E_SCALED] * multiplier
 
 
+cdef inline void lane_coefficients(const floating* table, Py_ssize_t column_stride,
+                                   Py_ssize_t lane_stride, Py_ssize_t lanes, Py_ssize_t count,
+                                   const bint* gone, floating multiplier, bint first,
+                                   floating* fixed, floating* scaled) noexcept nogil:
+    # for kernels that run configurations in vector lanes: fixed = the lanes' a, k and e at
+    # `multiplier` (first: a fresh run's first step), three rows of `lanes`; scaled = their
+    # parts proportional to the multiplier (A_SCALED, K_SCALED, E_SCALED); all zero for a lane
+    # that is padding (j >= count) or stopped (gone[j]). Column col of lane j's coefficients
+    # is table[col * column_stride + j * lane_stride].
+    cdef Py_ssize_t j, col
+    cdef floating row[COLUMNS]
+    for j in range(lanes):
+        fixed[j] = fixed[lanes + j] = fixed[2 * lanes + j] = 0
+        scaled[j] = scaled[lanes + j] = scaled[2 * lanes + j] = 0
+        if j < count and not gone[j]:
+            for col in range(COLUMNS):
+                row[col] = table[col * column_stride + j * lane_stride]
+            step_coefficients(row, multiplier, first, &fixed[j], &fixed[lanes + j], &fixed[2 * lanes + j])
+            scaled[j], scaled[lanes + j], scaled[2 * lanes + j] = row[A_SCALED], row[K_SCALED], row[E_SCALED]
+
+
 cdef inline bint within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:
     # all(abs(x) <= bound); False for NaN
     cdef Py_ssize_t i

@@ -15,7 +15,10 @@ run in a fixed order whatever the thread count); within a configuration, a block
 coordinates is held in registers until the next divergence check (at most CHECK_EVERY
 steps), then the next block; the last, partial block is padded with zeros. BLOCK is sized
 per instruction-set level. Recorded losses and iterates are written from the registers, each
-block adding its share of f(x) to the loss in block order.
+block adding its share of f(x) to the loss in block order. Problems of at most SMALL_N
+coordinates, where a block would be mostly padding, run RUN_LANES configurations together
+instead, one per vector lane (_run_lanes: the same update, a lane's coordinates in registers);
+a lane that leaves the bound is run again alone, as above, to find where.
 
 Divergence: x is checked after every CHECK_EVERY-th step and the last. When a check finds
 some |xᵢ| beyond the bound (or NaN), the steps since the previous check are taken again from
@@ -37,9 +40,9 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from polyak._kernels._common cimport (BETA, CHECK_EVERY, Settings, restore_state, save_state,
-                                      settings, start, step_coefficients, stop_requested,
-                                      within)
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, COLUMNS, Settings, lane_coefficients,
+                                      restore_state, save_state, settings, start,
+                                      step_coefficients, stop_requested, within)
 
 cdef extern from *:
     """
@@ -59,9 +62,21 @@ cdef extern from *:
     #endif
     #endif
     #define POLYAK_LANES 8
+    /* Problems of at most POLYAK_SMALL_N coordinates (where a block would be mostly zero
+       padding) run POLYAK_RUN_LANES configurations together instead, one per vector lane
+       (_run_lanes): 16 at AVX-512 and AVX2 (two or four vectors of a coordinate, enough
+       independent chains to hide the multiply-add latency), 4 at SSE2. */
+    #if defined(__AVX512F__) || defined(__AVX2__)
+      #define POLYAK_RUN_LANES 16
+    #else
+      #define POLYAK_RUN_LANES 4
+    #endif
+    #define POLYAK_SMALL_N 4
     """
     enum: BLOCK "POLYAK_BLOCK"
     enum: LANES "POLYAK_LANES"
+    enum: RUN_LANES "POLYAK_RUN_LANES"
+    enum: SMALL_N "POLYAK_SMALL_N"
 
 
 cdef enum:
@@ -469,6 +484,184 @@ cdef int64_t _run_configuration(const floating* lam, const floating* c, floating
     return t
 
 
+# ---- small problems: configurations in vector lanes ----------------------------------------
+
+cdef inline void _lane_steps(floating* X, floating* U, const floating* LAM, const floating* C,
+                             const floating* beta, const floating* fixed,
+                             const floating* scaled, const floating* multipliers,
+                             Py_ssize_t steps, bint unit_a, bint with_e, bint varying,
+                             Py_ssize_t width) noexcept nogil:
+    # `steps` steps of the canonical update of RUN_LANES configurations, coordinate i of lane
+    # j at [i * RUN_LANES + j] (X, U: the state; LAM, C: each lane's problem; g = λx + c is
+    # one multiply-add whether c is zero or not), `width` coordinates, all in registers.
+    # Coefficients: fixed[0..2] = the lanes' a, k, e, or, `varying`, a_t = fixed[0] +
+    # scaled[0]·multipliers[s] and likewise k_t, e_t. unit_a: every a is 1 (d2l, torch
+    # without dampening: three multiply-adds a coordinate-step). The flags and width are
+    # constants at each call.
+    cdef floating Xb[SMALL_N * RUN_LANES]
+    cdef floating Ub[SMALL_N * RUN_LANES]
+    cdef floating a[RUN_LANES]
+    cdef floating k[RUN_LANES]
+    cdef floating e[RUN_LANES]
+    cdef floating g, v
+    cdef Py_ssize_t i, j, s
+    for j in range(width * RUN_LANES):
+        Xb[j], Ub[j] = X[j], U[j]
+    for j in range(RUN_LANES):
+        a[j], k[j], e[j] = fixed[j], fixed[RUN_LANES + j], fixed[2 * RUN_LANES + j]
+    for s in range(steps):
+        if varying:
+            for j in range(RUN_LANES):
+                a[j] = fixed[j] + scaled[j] * multipliers[s]
+                k[j] = fixed[RUN_LANES + j] + scaled[RUN_LANES + j] * multipliers[s]
+                e[j] = fixed[2 * RUN_LANES + j] + scaled[2 * RUN_LANES + j] * multipliers[s]
+        for i in range(width):
+            for j in range(RUN_LANES):
+                g = LAM[i * RUN_LANES + j] * Xb[i * RUN_LANES + j] + C[i * RUN_LANES + j]
+                if unit_a:
+                    v = beta[j] * Ub[i * RUN_LANES + j] + g
+                else:
+                    v = beta[j] * Ub[i * RUN_LANES + j] + a[j] * g
+                if with_e:
+                    Xb[i * RUN_LANES + j] = Xb[i * RUN_LANES + j] - k[j] * v - e[j] * g
+                else:
+                    Xb[i * RUN_LANES + j] = Xb[i * RUN_LANES + j] - k[j] * v
+                Ub[i * RUN_LANES + j] = v
+    for j in range(width * RUN_LANES):
+        X[j], U[j] = Xb[j], Ub[j]
+
+
+cdef inline void _lane_flags(floating* X, floating* U, const floating* LAM, const floating* C,
+                             const floating* beta, const floating* fixed,
+                             const floating* scaled, const floating* multipliers,
+                             Py_ssize_t steps, bint unit_a, bint with_e, bint varying,
+                             Py_ssize_t width) noexcept nogil:
+    # _lane_steps with its flags made constants (a varying schedule: one general loop)
+    if varying:
+        _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, False, True, True, width)
+    elif unit_a:
+        if with_e:
+            _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, True, True, False, width)
+        else:
+            _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, True, False, False, width)
+    elif with_e:
+        _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, False, True, False, width)
+    else:
+        _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, False, False, False, width)
+
+
+cdef inline void _lane_cases(floating* X, floating* U, const floating* LAM, const floating* C,
+                             const floating* beta, const floating* fixed,
+                             const floating* scaled, const floating* multipliers,
+                             Py_ssize_t steps, bint unit_a, bint with_e, bint varying,
+                             Py_ssize_t width) noexcept nogil:
+    # _lane_flags with the width made a constant: 2 or SMALL_N
+    if width == 2:
+        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying, 2)
+    else:
+        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying, SMALL_N)
+
+
+cdef inline void _lane_record(const floating* X, const floating* LAM, const floating* C,
+                              const floating* b, Py_ssize_t p0, Py_ssize_t count, Py_ssize_t n,
+                              Py_ssize_t r, const Settings* run, floating* loss,
+                              floating* trajectory) noexcept nogil:
+    # record r of the lanes: f(x) = b + Σᵢ xᵢ (½ λᵢ xᵢ + cᵢ), and x
+    cdef Py_ssize_t i, j
+    cdef floating value
+    for j in range(count):
+        if loss != NULL:
+            value = b[j]
+            for i in range(n):
+                value += X[i * RUN_LANES + j] * (<floating>0.5 * LAM[i * RUN_LANES + j] * X[i * RUN_LANES + j]
+                                                 + C[i * RUN_LANES + j])
+            loss[(p0 + j) * run.records + r] = value
+        if trajectory != NULL:
+            for i in range(n):
+                trajectory[((p0 + j) * run.records + r) * n + i] = X[i * RUN_LANES + j]
+
+
+cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
+                     const int64_t* problem_index, const floating* coefficients,
+                     const floating* schedule, const Settings* run, floating* x, floating* u,
+                     floating* loss, floating* trajectory, Py_ssize_t p0, Py_ssize_t count,
+                     floating* work, bint* gone) noexcept nogil:
+    # configurations p0 .. p0 + count − 1 (count <= RUN_LANES) of n <= SMALL_N coordinates,
+    # from their x and u (already started), one per lane: the canonical update a check
+    # interval at a time (records between), the magnitude test at each check. A lane found
+    # beyond the bound stops (zeroed) and is marked in `gone`: the caller runs it again alone
+    # (_run_configuration), which finds where it left the bound. `work`: 4 · SMALL_N ·
+    # RUN_LANES numbers.
+    cdef Py_ssize_t n = run.n, width = 2 if run.n <= 2 else SMALL_N
+    cdef Py_ssize_t i, j, q, t = 0, t_end, s, s_end
+    cdef floating* X = work
+    cdef floating* U = X + SMALL_N * RUN_LANES
+    cdef floating* LAM = U + SMALL_N * RUN_LANES
+    cdef floating* C = LAM + SMALL_N * RUN_LANES
+    cdef floating beta[RUN_LANES]
+    cdef floating bs[RUN_LANES]
+    cdef floating fixed[3 * RUN_LANES]
+    cdef floating scaled[3 * RUN_LANES]
+    cdef bint unit_a = False, with_e = False, all_gone
+    cdef bint varying = run.schedule_stride != 0
+    cdef bint recording = loss != NULL or trajectory != NULL
+    for j in range(RUN_LANES):
+        gone[j] = j >= count
+        q = problem_index[p0 + j] if j < count else 0
+        beta[j] = coefficients[(p0 + j) * COLUMNS + BETA] if j < count else 0
+        bs[j] = b[q] if j < count else 0
+        for i in range(width):
+            X[i * RUN_LANES + j] = x[(p0 + j) * n + i] if j < count and i < n else 0
+            U[i * RUN_LANES + j] = u[(p0 + j) * n + i] if j < count and i < n else 0
+            LAM[i * RUN_LANES + j] = lam[q * n + i] if j < count and i < n else 0
+            C[i * RUN_LANES + j] = c[q * n + i] if j < count and i < n else 0
+    if recording:
+        _lane_record(X, LAM, C, bs, p0, count, n, 0, run, loss, trajectory)
+    while t < run.steps and not stop_requested(run):
+        # the first step alone (torch's differs), then check intervals
+        t_end = 1 if t == 0 else min((t // CHECK_EVERY + 1) * CHECK_EVERY, run.steps)
+        if t <= 1 or varying:
+            # (varying, after the first step: the parts at multiplier 0, to which _lane_steps
+            # adds the scaled parts times each step's multiplier)
+            lane_coefficients(coefficients + p0 * COLUMNS, 1, COLUMNS, RUN_LANES, count, gone,
+                              0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
+                              fixed, scaled)
+            with_e, unit_a = False, True
+            for j in range(RUN_LANES):
+                with_e = with_e or fixed[2 * RUN_LANES + j] != 0 or scaled[2 * RUN_LANES + j] != 0
+                unit_a = unit_a and (fixed[j] == 1 or (j >= count or gone[j]))
+        s = t
+        while s < t_end:
+            s_end = min(t_end, (s // run.every + 1) * run.every) if recording else t_end
+            _lane_cases(X, U, LAM, C, beta, fixed, scaled, schedule + s if varying else schedule,
+                        s_end - s, unit_a, with_e, varying and t > 0, width)
+            s = s_end
+            if recording and s % run.every == 0:
+                _lane_record(X, LAM, C, bs, p0, count, n, s // run.every, run, loss, trajectory)
+        t = t_end
+        if t % CHECK_EVERY == 0 or t == run.steps:
+            all_gone = True
+            for j in range(count):
+                if not gone[j]:
+                    for i in range(n):
+                        if not (X[i * RUN_LANES + j] <= run.bound and X[i * RUN_LANES + j] >= -run.bound):
+                            gone[j] = True
+                    if gone[j]:  # run again alone, later: zero, and out of the way
+                        beta[j] = 0
+                        for i in range(3):
+                            fixed[i * RUN_LANES + j] = scaled[i * RUN_LANES + j] = 0
+                        for i in range(width):
+                            X[i * RUN_LANES + j] = U[i * RUN_LANES + j] = 0
+                all_gone = all_gone and gone[j]
+            if all_gone:
+                break
+    for j in range(count):
+        if not gone[j]:
+            for i in range(n):
+                x[(p0 + j) * n + i] = X[i * RUN_LANES + j]
+                u[(p0 + j) * n + i] = U[i * RUN_LANES + j]
+
+
 def block_width():
     """Coordinates this level's kernel keeps in registers at once."""
     return BLOCK
@@ -500,25 +693,58 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     makes the kernel return early (outputs incomplete). Arguments are keyword-only and
     validated by the caller (polyak.execute).
     """
-    cdef Py_ssize_t p, q
+    cdef Py_ssize_t p, q, j, chunk, count
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
                                  max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound,
                                  &stop[0])
+    cdef bint lanes = run.n <= SMALL_N
+    cdef Py_ssize_t size = 2 * run.n + (4 * SMALL_N * RUN_LANES if lanes else 0)
+    cdef Py_ssize_t chunks = (run.configurations + RUN_LANES - 1) // RUN_LANES
     cdef floating* saved
+    cdef bint* gone
     cdef int no_memory = 0
     cdef int* no_memory_flag = &no_memory
     with nogil, parallel(num_threads=n_threads):
-        saved = <floating*>malloc(2 * run.n * sizeof(floating))
-        for p in prange(run.configurations, schedule="static"):
-            if saved == NULL:
-                no_memory_flag[0] = 1
-                continue
-            q = problem_index[p]
-            start(x, u, x0, u0, p)
-            steps_taken[p] = _run_configuration(
-                &lam[q, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
-                &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
-                &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p], saved)
+        saved = <floating*>malloc(size * sizeof(floating))
+        gone = <bint*>malloc(RUN_LANES * sizeof(bint))
+        if lanes:
+            for chunk in prange(chunks, schedule="static"):
+                if saved == NULL or gone == NULL:
+                    no_memory_flag[0] = 1
+                    continue
+                p = chunk * RUN_LANES
+                count = min(RUN_LANES, run.configurations - p)
+                for j in range(count):
+                    start(x, u, x0, u0, p + j)
+                    steps_taken[p + j] = 0
+                    diverged[p + j] = False
+                _run_lanes(&lam[0, 0], &c[0, 0], &b[0], &problem_index[0], &coefficients[0, 0], &schedule[0],
+                           &run, &x[0, 0], &u[0, 0], &loss[0, 0] if loss.shape[1] > 0 else NULL,
+                           &trajectory[0, 0, 0] if trajectory.shape[1] > 0 else NULL, p, count,
+                           saved + 2 * run.n, gone)
+                for j in range(count):
+                    if gone[j]:  # left the bound: alone again, to find where
+                        start(x, u, x0, u0, p + j)
+                        q = problem_index[p + j]
+                        steps_taken[p + j] = _run_configuration(
+                            &lam[q, 0], &c[q, 0], b[q], &coefficients[p + j, 0], &schedule[0], &run,
+                            &x[p + j, 0], &u[p + j, 0], &loss[p + j, 0] if loss.shape[1] > 0 else NULL,
+                            &trajectory[p + j, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p + j],
+                            saved)
+                    else:
+                        steps_taken[p + j] = run.steps
+        else:
+            for p in prange(run.configurations, schedule="static"):
+                if saved == NULL:
+                    no_memory_flag[0] = 1
+                    continue
+                q = problem_index[p]
+                start(x, u, x0, u0, p)
+                steps_taken[p] = _run_configuration(
+                    &lam[q, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
+                    &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
+                    &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p], saved)
         free(saved)
+        free(gone)
     if no_memory:
-        raise MemoryError(f"no memory for the kernel's workspace ({2 * run.n} numbers per thread)")
+        raise MemoryError(f"no memory for the kernel's workspace ({size} numbers per thread)")

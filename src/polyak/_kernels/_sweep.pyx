@@ -39,8 +39,8 @@ from libc.math cimport INFINITY, NAN, fabs, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from polyak._kernels._common cimport (A_SCALED, BETA, CHECK_EVERY, COLUMNS, E_SCALED, K_SCALED,
-                                      Settings, settings, step_coefficients, stop_requested)
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, COLUMNS, Settings, lane_coefficients,
+                                      settings, step_coefficients, stop_requested)
 
 cdef extern from *:
     """
@@ -355,23 +355,6 @@ cdef inline void _row(const floating* columns, Py_ssize_t stride, Py_ssize_t j,
         row[col] = columns[col * stride + j]
 
 
-cdef inline void _lane_coefficients(const floating* columns, Py_ssize_t stride, Py_ssize_t count,
-                                    const bint* gone, floating multiplier, bint first,
-                                    floating* fixed, floating* scaled) noexcept nogil:
-    # fixed[0..2] = the lanes' (a, k, e) at `multiplier` (first: a fresh run's first step);
-    # scaled = their parts proportional to the multiplier (for a varying schedule); a lane
-    # that is padding or diverged has all zero
-    cdef Py_ssize_t j
-    cdef floating row[COLUMNS]
-    for j in range(LANES):
-        fixed[j] = fixed[LANES + j] = fixed[2 * LANES + j] = 0
-        scaled[j] = scaled[LANES + j] = scaled[2 * LANES + j] = 0
-        if j < count and not gone[j]:
-            _row(columns, stride, j, row)
-            step_coefficients(row, multiplier, first, &fixed[j], &fixed[LANES + j], &fixed[2 * LANES + j])
-            scaled[j], scaled[LANES + j], scaled[2 * LANES + j] = row[A_SCALED], row[K_SCALED], row[E_SCALED]
-
-
 cdef inline void _recurrence_coefficients(const floating* lam, Py_ssize_t padded,
                                           const floating* beta, const floating* fixed,
                                           floating* tau, floating* delta) noexcept nogil:
@@ -482,8 +465,9 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
         if t <= 1 or varying:
             # (with a varying schedule, after the first step: the parts at multiplier 0, to
             # which _block_steps adds the scaled parts times each step's multiplier)
-            _lane_coefficients(columns, stride, count, gone, 0 if varying and t > 0 else schedule[t * run.schedule_stride],
-                               t == 0, fixed, scaled)
+            lane_coefficients(columns, stride, 1, LANES, count, gone,
+                              0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
+                              fixed, scaled)
             with_e = False
             for j in range(2 * LANES, 3 * LANES):
                 with_e = with_e or fixed[j] != 0 or scaled[j] != 0
