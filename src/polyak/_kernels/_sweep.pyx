@@ -139,14 +139,16 @@ cdef inline void _add_loss(const floating* acc, floating* losses, floating* lowe
 cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
+                              Py_ssize_t steps, const floating* sums, Py_ssize_t sums_stride,
+                              floating* losses, floating* lowest, bint with_e,
                               bint with_loss, bint with_lowest, bint varying,
                               Py_ssize_t coords) noexcept nogil:
     # `steps` steps of the update on `coords` <= COORDS coordinates (W, U: coords rows of
     # LANES) of LANES configurations, held in registers. Coefficients: fixed[0..2] = the
     # lanes' a, k, e, or, `varying`, a_t = fixed[0] + scaled[0]·multipliers[s] and likewise
-    # k_t, e_t. with_loss: losses[s, j] += Σ_c W[c, j]² after step s, added coordinate by
-    # coordinate (and _add_loss's lowest). The flags are constants at each call.
+    # k_t, e_t. with_loss: losses[s, j] = sums[s · sums_stride + j] + Σ_c W[c, j]² after step s, added
+    # coordinate by coordinate (and _add_loss's lowest); sums: the earlier blocks' losses, or
+    # zeros (sums_stride 0). The flags are constants at each call.
     cdef floating Wb[COORDS * LANES]
     cdef floating Ub[COORDS * LANES]
     cdef floating a[LANES]
@@ -168,7 +170,7 @@ cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
                 e[j] = fixed[2 * LANES + j] + scaled[2 * LANES + j] * multipliers[s]
         if with_loss:
             for j in range(LANES):
-                acc[j] = losses[s * LANES + j]
+                acc[j] = sums[s * sums_stride + j]
         for c in range(coords):
             for j in range(LANES):
                 g = lam[c] * Wb[c * LANES + j]
@@ -188,9 +190,10 @@ cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
 
 
 cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau,
-                                   const floating* delta, Py_ssize_t steps, floating* losses,
-                                   floating* lowest, bint with_e, bint with_loss,
-                                   bint with_lowest, Py_ssize_t coords) noexcept nogil:
+                                   const floating* delta, Py_ssize_t steps, const floating* sums,
+                                   Py_ssize_t sums_stride, floating* losses, floating* lowest,
+                                   bint with_e, bint with_loss, bint with_lowest,
+                                   Py_ssize_t coords) noexcept nogil:
     # `steps` steps of the recurrence w ← τ w − δ w_prev on `coords` <= COORDS coordinates of
     # LANES configurations (P: w_prev, W: w; tau, delta: coords rows of LANES), in registers;
     # without an e term δ = β is the same for every coordinate (delta's first row). Losses
@@ -209,7 +212,7 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
     for s in range(0, steps - 1, 2):  # two steps: w_prev and w swap roles, not copied
         if with_loss:
             for j in range(LANES):
-                acc[j] = losses[s * LANES + j]
+                acc[j] = sums[s * sums_stride + j]
         for c in range(coords):
             for j in range(LANES):
                 if with_e:
@@ -221,7 +224,7 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
         if with_loss:
             _add_loss(acc, losses + s * LANES, lowest, with_lowest)
             for j in range(LANES):
-                acc[j] = losses[(s + 1) * LANES + j]
+                acc[j] = sums[(s + 1) * sums_stride + j]
         for c in range(coords):
             for j in range(LANES):
                 if with_e:
@@ -236,7 +239,7 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
         s = steps - 1
         if with_loss:
             for j in range(LANES):
-                acc[j] = losses[s * LANES + j]
+                acc[j] = sums[s * sums_stride + j]
         for c in range(coords):
             for j in range(LANES):
                 if with_e:
@@ -256,56 +259,61 @@ cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau
 cdef inline void _block_flags(floating* W, floating* U, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
-                              bint varying, Py_ssize_t coords) noexcept nogil:
+                              Py_ssize_t steps, const floating* sums, Py_ssize_t sums_stride,
+                              floating* losses, floating* lowest, bint with_e, bint varying,
+                              Py_ssize_t coords) noexcept nogil:
     # _block_steps with its flags made constants (losses NULL: no loss; lowest NULL: none)
     if varying:  # (rare enough to keep with the e term and the loss, lowest at run time)
-        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, True, losses != NULL,
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, True, losses != NULL,
                      lowest != NULL, True, coords)
     elif with_e:
-        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, True, losses != NULL,
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, True, losses != NULL,
                      lowest != NULL, False, coords)
     else:
-        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, False, losses != NULL,
+        _block_steps(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, False, losses != NULL,
                      lowest != NULL, False, coords)
 
 
 cdef inline void _recurrence_flags(floating* P, floating* W, const floating* tau,
-                                   const floating* delta, Py_ssize_t steps, floating* losses,
-                                   floating* lowest, bint with_e, Py_ssize_t coords) noexcept nogil:
+                                   const floating* delta, Py_ssize_t steps, const floating* sums,
+                                   Py_ssize_t sums_stride, floating* losses, floating* lowest,
+                                   bint with_e, Py_ssize_t coords) noexcept nogil:
     # _block_recurrence with its flags made constants (losses NULL: no loss; lowest NULL: none)
     if with_e:
         if lowest != NULL:
-            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, True, True, coords)
+            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, True, True, coords)
         elif losses != NULL:
-            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, True, False, coords)
+            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, True, False, coords)
         else:
-            _block_recurrence(P, W, tau, delta, steps, losses, lowest, True, False, False, coords)
+            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, False, False, coords)
     elif lowest != NULL:
-        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, True, True, coords)
+        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, True, True, coords)
     elif losses != NULL:
-        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, True, False, coords)
+        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, True, False, coords)
     else:
-        _block_recurrence(P, W, tau, delta, steps, losses, lowest, False, False, False, coords)
+        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, False, False, coords)
 
 
 cdef inline void _block_cases(floating* W, floating* U, floating* P, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* tau,
                               const floating* delta, const floating* multipliers,
-                              Py_ssize_t steps, floating* losses, floating* lowest, bint with_e,
-                              bint varying, bint recurrence, Py_ssize_t coords) noexcept nogil:
+                              Py_ssize_t steps, const floating* sums, Py_ssize_t sums_stride,
+                              floating* losses, floating* lowest, bint with_e, bint varying,
+                              bint recurrence, Py_ssize_t coords) noexcept nogil:
     # one block's steps, by the recurrence or the update, in blocks of COORDS coordinates or
     # of 2 (n <= 2 would be half padding)
     if recurrence:
         if coords == COORDS:
-            _recurrence_flags(P, W, tau, delta, steps, losses, lowest, with_e, COORDS)
+            _recurrence_flags(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, COORDS)
         else:
-            _recurrence_flags(P, W, tau, delta, steps, losses, lowest, with_e, 2)
+            _recurrence_flags(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, 2)
     elif coords == COORDS:
-        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, with_e, varying, COORDS)
+        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, with_e, varying,
+                     COORDS)
     else:
-        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, losses, lowest, with_e, varying, 2)
+        _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, with_e, varying,
+                     2)
 
 
 cdef inline void _loss_lanes(const floating* W, Py_ssize_t padded, floating* total) noexcept nogil:
@@ -433,6 +441,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     cdef floating total[LANES]
     cdef floating threshold[LANES]
     cdef floating lowest[LANES]
+    cdef floating zeros[LANES]
     cdef bint gone[LANES]
     cdef bint with_e = False, all_gone, any_loss, recurrence
     cdef bint tracking = steps_to_tol != NULL
@@ -441,6 +450,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     cdef double limit
     for j in range(LANES):
         reached[j] = -1
+        zeros[j] = 0
         gone[j] = j >= count
         threshold[j] = <floating>(2 * tol) if j < count else -1
         beta[j] = columns[BETA * stride + j] if j < count else 0
@@ -478,15 +488,14 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
             _recurrence_coefficients(lam_padded, padded, beta, fixed, tau, delta)
         any_loss = tracking or (loss != NULL and t_end // run.every > t // run.every)
         if any_loss:
-            for j in range((t_end - t) * LANES):
-                losses[j] = 0
             for j in range(LANES):
                 lowest[j] = INFINITY
         for q in range(blocks):
+            # (the first block's sums start from a row of zeros, not from a zeroed buffer)
             _block_cases(W + q * width * LANES, U + q * width * LANES, P + q * width * LANES,
                          lam_padded + q * width, beta, fixed, scaled, tau + q * width * LANES,
                          delta + q * width * LANES, schedule + t if varying else schedule, t_end - t,
-                         losses if any_loss else NULL, lowest if tracking and q == blocks - 1 else NULL,
+                         <const floating*>zeros if q == 0 else losses, 0 if q == 0 else LANES, losses if any_loss else NULL, lowest if tracking and q == blocks - 1 else NULL,
                          with_e, varying and t > 0, recurrence, width)
         if tracking:
             _reach(losses, lowest, t_end - t, t + 1, threshold, reached)
