@@ -28,6 +28,27 @@ def literal_metrics(lam, c, x0, lr, beta, steps, tol, *, convention, nesterov, d
     return losses, int(reached[0]) if reached.size else -1
 
 
+def coefficient_table(convention, dampening, lr, beta, nesterov):
+    """The (C, 8) plan table of fresh sweep configurations (nesterov with β = 0 is GD), for the twin."""
+    nesterov = nesterov & (beta > 0)
+    rows = [polyak.plans.coefficient_rows(convention, lr, beta, lr.size, nesterov=flag, dampening=dampening, fresh=True)
+            for flag in sorted({False, *nesterov.tolist()})]
+    return np.where(nesterov[:, None], rows[-1], rows[0])
+
+
+@pytest.mark.parametrize("variant, convention, nesterov, dampening", FORMS, ids=[f[0] for f in FORMS])
+def test_the_coefficient_forms_give_the_plan_table_exactly(variant, convention, nesterov, dampening):
+    # the kernel builds each row from the bilinear forms: A + B lr + C β + D (lr β)
+    from polyak.sweeps import coefficient_forms
+
+    lr, beta = RNG.uniform(1e-4, 3.0, 500), RNG.uniform(1e-4, 0.999, 500)
+    A, B, C, D = np.moveaxis(coefficient_forms(convention, dampening, nesterov)[int(nesterov)], -1, 0)
+    built = A + B * lr[:, None] + C * beta[:, None] + D * (lr * beta)[:, None]
+    expected = polyak.plans.coefficient_rows(convention, lr, beta, lr.size, nesterov=nesterov, dampening=dampening,
+                                             fresh=True)
+    np.testing.assert_array_equal(built, expected)
+
+
 @pytest.mark.parametrize("variant, convention, nesterov, dampening", FORMS, ids=[f[0] for f in FORMS])
 def test_sweep_equals_an_independent_simulation_of_every_configuration(variant, convention, nesterov, dampening):
     lam = np.array([0.05, 0.3, 1.0, 2.5])
@@ -55,10 +76,8 @@ def test_the_kernel_equals_its_numpy_twin_with_divergence_and_a_schedule():
     schedule = np.linspace(1.0, 0.3, 300)
     lrs, betas = np.array([0.5, 2.0, 4.5, 30.0]), np.linspace(0.0, 0.95, 5)
     result = polyak.sweep(problem, 300, lr=lrs, beta=betas, tol=1e-4, every=7, schedule=schedule)
-    from polyak.sweeps import coefficient_columns
-
     lr, beta = (v.ravel() for v in np.meshgrid(lrs, betas, indexing="ij"))
-    table = coefficient_columns("d2l", 0.0, lr, beta, np.zeros(lr.size, bool)).T
+    table = coefficient_table("d2l", 0.0, lr, beta, np.zeros(lr.size, bool))
     final, reached, diverged, loss = polyak.reference.sweep(np.tile(lam, (lr.size, 1)), np.ones((lr.size, 70)), table,
                                                             schedule, 300, tol=1e-4, every=7, bound=1e100)
     assert 0 < diverged.sum() < lr.size and result.rate is None
@@ -80,10 +99,8 @@ def test_the_kernel_equals_its_twin_on_random_constant_rate_sweeps(n, steps, for
     lrs, betas = rng.uniform(0.01, 0.8, 5), rng.uniform(0.0, 0.99, 4)
     result = polyak.sweep(polyak.Quadratic.diagonal(lam), steps, lr=lrs, beta=betas, nesterov=nesterov,
                           convention=convention, dampening=dampening, x0=x0, tol=tol, every=every)
-    from polyak.sweeps import coefficient_columns
-
     lr, beta = (v.ravel() for v in np.meshgrid(lrs, betas, indexing="ij"))
-    table = coefficient_columns(convention, dampening, lr, beta, np.full(lr.size, nesterov)).T
+    table = coefficient_table(convention, dampening, lr, beta, np.full(lr.size, nesterov))
     final, reached, diverged, loss = polyak.reference.sweep(np.tile(lam, (lr.size, 1)), np.tile(x0, (lr.size, 1)),
                                                             table, np.ones(1), steps, tol=tol, every=every, bound=1e100)
     np.testing.assert_array_equal(result.diverged.ravel(), diverged)

@@ -326,15 +326,6 @@ def coefficient_rows(convention, lr, beta, configurations, *, nesterov, dampenin
     return table
 
 
-def coefficient_columns(convention, lr, beta, configurations, *, nesterov, dampening, fresh):
-    """The same table transposed, (8, B): one contiguous row per column (faster to write)."""
-    columns = _coefficients(convention, lr, beta, nesterov=nesterov, dampening=dampening, fresh=fresh)
-    table = np.empty((len(COLUMNS), configurations))
-    for j, name in enumerate(COLUMNS):
-        table[j] = columns[name]
-    return table
-
-
 def _coefficients(convention, lr, beta, *, nesterov, dampening, fresh):
     # each column of the table by name, broadcastable to (B,)
     def at(eta, first_step=False):

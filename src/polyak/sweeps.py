@@ -296,16 +296,21 @@ def _configurations(axes, problem, grid):
     return dims, coords, (index, full["lr"], full["beta"], full["nesterov"])
 
 
-def coefficient_columns(convention, dampening, lr, beta, nesterov):
-    """The (8, C) coefficient table (polyak.plans.COLUMNS, one row per column) of C fresh
-    configurations, each with its own nesterov flag."""
-    nesterov = np.asarray(nesterov, bool) & (np.asarray(beta) > 0)  # β = 0: nesterov is gradient descent
-    table = plans.coefficient_columns(convention, lr, beta, len(lr), nesterov=False, dampening=dampening, fresh=True)
-    if nesterov.any():
-        accelerated = plans.coefficient_columns(convention, lr, beta, len(lr), nesterov=True, dampening=dampening,
-                                                fresh=True)
-        table = np.where(nesterov, accelerated, table)
-    return table
+def coefficient_forms(convention, dampening, nesterov=True):
+    """(2, 8, 4): each column of a fresh configuration's coefficient table (polyak.plans.COLUMNS)
+    as the bilinear form A + B lr + C β + D lr β it is in every convention, without (0) and
+    with (1) nesterov (NaN where `nesterov` is False: not asked for, maybe not defined): the
+    values at the corners lr, β ∈ {0, 1}. The sweep kernel builds each configuration's row
+    from these, exactly (the forms' coefficients are 0, 1, 1 − τ or the like, and the products
+    with them exact), instead of reading a (C, 8) table."""
+    lr, beta = np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])
+    forms = np.full((2, len(COLUMNS), 4), np.nan)
+    for accelerated in (0, 1) if nesterov else (0,):
+        table = plans.coefficient_rows(convention, lr, beta, 4, nesterov=bool(accelerated), dampening=dampening,
+                                       fresh=True)
+        f00, f10, f01, f11 = table
+        forms[accelerated] = np.stack([f00, f10 - f00, f01 - f00, f11 - f10 - f01 + f00], axis=-1)
+    return forms
 
 
 def _chunks(index, lanes):
@@ -322,7 +327,7 @@ def _run(lam, e0, configurations, dims, coords, convention, dampening, multiplie
     index, lr, beta, nesterov = configurations
     C = len(index)
     K = steps // every + 1 if every else 0
-    require_memory(C * (8.0 * (len(COLUMNS) + 4 + K)), "this sweep's results",
+    require_memory(C * (8.0 * (2 + 4 + K)), "this sweep's results",  # lr, β; 4 results; records
                    ["fewer configurations", "a larger `every`, or none"])
     chunk = chunk_size or max(1, min(C, 2**20))
     final_loss, diverged = np.empty(C), np.empty(C, np.uint8)
@@ -332,13 +337,16 @@ def _run(lam, e0, configurations, dims, coords, convention, dampening, multiplie
     rate = np.empty(C if constant else 0)
     module = kernels("_sweep")
     bound = DIVERGENCE_BOUND[np.dtype(np.float64)]
+    accelerated = (np.asarray(nesterov, bool) & (np.asarray(beta) > 0)).view(np.uint8)  # β = 0: it is GD
+    forms = coefficient_forms(convention, dampening, nesterov=bool(accelerated.any()))
     start = time.perf_counter()
     for lo in range(0, C, chunk):
         hi = min(C, lo + chunk)
-        table = coefficient_columns(convention, dampening, lr[lo:hi], beta[lo:hi], nesterov[lo:hi])
         chunk_problem, chunk_start = _chunks(index[lo:hi], module.lanes())
         module.sweep_diagonal(lam=lam, e0=e0, chunk_problem=chunk_problem, chunk_start=chunk_start,
-                              coefficients=table, schedule=multipliers, steps=steps,
+                              lr=np.ascontiguousarray(lr[lo:hi], np.float64),
+                              beta=np.ascontiguousarray(beta[lo:hi], np.float64),
+                              accelerated=accelerated[lo:hi], forms=forms, schedule=multipliers, steps=steps,
                               tol=-1.0 if tol is None else tol, every=every or 0, bound=bound,
                               final_loss=final_loss[lo:hi], steps_to_tol=steps_to_tol[lo:hi],
                               diverged=diverged[lo:hi], loss=loss[lo:hi], rate=rate[lo:hi] if constant else rate,

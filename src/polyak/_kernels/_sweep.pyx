@@ -541,51 +541,72 @@ def lanes():
     return LANES
 
 
+cdef inline void _chunk_table(const floating* lr, const floating* beta,
+                              const unsigned char* accelerated, const floating* forms,
+                              Py_ssize_t count, floating* table) noexcept nogil:
+    # the coefficient table of `count` configurations, column col of lane j at
+    # table[col * LANES + j]: each column is bilinear in (lr, β) in every convention, column col
+    # of form f (f = 1: nesterov) A + B lr + C β + D lr β with (A, B, C, D) at
+    # forms[(f * COLUMNS + col) * 4]
+    cdef Py_ssize_t j, col
+    cdef const floating* form
+    for j in range(LANES):
+        for col in range(COLUMNS):
+            if j < count:
+                form = forms + (accelerated[j] * COLUMNS + col) * 4
+                table[col * LANES + j] = form[0] + form[1] * lr[j] + form[2] * beta[j] + form[3] * (lr[j] * beta[j])
+            else:
+                table[col * LANES + j] = 0
+
+
 def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
                    const int64_t[::1] chunk_problem, const int64_t[::1] chunk_start,
-                   const floating[:, ::1] coefficients, const floating[::1] schedule,
-                   Py_ssize_t steps, double tol, Py_ssize_t every, double bound,
-                   floating[::1] final_loss, int64_t[::1] steps_to_tol,
+                   const floating[::1] lr, const floating[::1] beta,
+                   const unsigned char[::1] accelerated, const floating[:, :, ::1] forms,
+                   const floating[::1] schedule, Py_ssize_t steps, double tol, Py_ssize_t every,
+                   double bound, floating[::1] final_loss, int64_t[::1] steps_to_tol,
                    unsigned char[::1] diverged, floating[:, ::1] loss, floating[::1] rate,
-                   int n_threads,
-                   const int[::1] stop):
+                   int n_threads, const int[::1] stop):
     """Metrics of C configurations (see the module docstring).
 
-    lam, e0 (P, n): each problem's eigenvalues and starting error; coefficients (8, C): the
-    plan table of the configurations, column by column (polyak.plans.COLUMNS; contiguous
-    columns are written fast); schedule: T multipliers or one. The configurations are cut into chunks of at most LANES that share a problem: chunk q
-    is configurations chunk_start[q]..chunk_start[q+1]-1 of problem chunk_problem[q]
+    lam, e0 (P, n): each problem's eigenvalues and starting error. Configuration p: learning
+    rate lr[p], momentum beta[p], and accelerated[p] (1: nesterov, with β > 0); its row of the
+    plan table (polyak.plans.COLUMNS) is, column by column, the bilinear form
+    forms[accelerated[p], col] = (A, B, C, D) at (lr, β): A + B lr + C β + D lr β, built per
+    chunk in the kernel instead of a (C, 8) table in memory. schedule: T multipliers or one.
+    The configurations are cut into chunks of at most LANES that share a problem: chunk q is
+    configurations chunk_start[q]..chunk_start[q+1]-1 of problem chunk_problem[q]
     (chunk_start has one more entry). tol < 0: no tolerance (steps_to_tol not written);
     loss (C, T // every + 1) or (C, 0). Outputs, all written (for C configurations):
     final_loss (inf where diverged), steps_to_tol (−1: never), diverged, and with one
     multiplier (a constant learning rate) the worst spectral radius `rate` (else rate is
-    empty and not written). Keyword-only,
-    validated by the caller (polyak.sweep).
+    empty and not written). Keyword-only, validated by the caller (polyak.sweep).
     """
     cdef Py_ssize_t q, first, count, n = lam.shape[1], chunks = chunk_problem.shape[0]
     cdef Py_ssize_t padded = (n + COORDS - 1) // COORDS * COORDS
-    cdef Py_ssize_t size = 5 * padded * LANES + padded + CHECK_EVERY * LANES
-    cdef Py_ssize_t stride = coefficients.shape[1]
-    cdef Settings run = settings(stride, n, steps, every if every > 0 else 1,
+    cdef Py_ssize_t size = 5 * padded * LANES + padded + CHECK_EVERY * LANES + COLUMNS * LANES
+    cdef Settings run = settings(lr.shape[0], n, steps, every if every > 0 else 1,
                                  loss.shape[1], schedule.shape[0], bound, &stop[0])
     cdef floating* workspace
+    cdef floating* table
     cdef unsigned int control
     cdef int no_memory = 0
     cdef int* no_memory_flag = &no_memory
     with nogil, parallel(num_threads=n_threads):
         control = polyak_flush_subnormals()
         workspace = <floating*>malloc(size * sizeof(floating))
+        table = workspace + size - COLUMNS * LANES
         for q in prange(chunks, schedule="dynamic"):
             if workspace == NULL:
                 no_memory_flag[0] = 1
                 continue
             first = chunk_start[q]
             count = chunk_start[q + 1] - first
+            _chunk_table(&lr[first], &beta[first], &accelerated[first], &forms[0, 0, 0], count, table)
             if rate.shape[0] > 0:
-                _worst_rates(&lam[chunk_problem[q], 0], n, &coefficients[0, first], stride, count, schedule[0],
-                             &rate[first])
-            _sweep_chunk(&lam[chunk_problem[q], 0], &e0[chunk_problem[q], 0], &coefficients[0, first], stride,
-                         count, &schedule[0], &run, workspace, &final_loss[first],
+                _worst_rates(&lam[chunk_problem[q], 0], n, table, LANES, count, schedule[0], &rate[first])
+            _sweep_chunk(&lam[chunk_problem[q], 0], &e0[chunk_problem[q], 0], table, LANES, count,
+                         &schedule[0], &run, workspace, &final_loss[first],
                          &steps_to_tol[first] if tol >= 0 else NULL, &diverged[first],
                          &loss[first, 0] if loss.shape[1] > 0 else NULL, tol)
         free(workspace)
