@@ -716,7 +716,6 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                 count = min(RUN_LANES, run.configurations - p)
                 for j in range(count):
                     start(x, u, x0, u0, p + j)
-                    steps_taken[p + j] = 0
                     diverged[p + j] = False
                 _run_lanes(&lam[0, 0], &c[0, 0], &b[0], &problem_index[0], &coefficients[0, 0], &schedule[0],
                            &run, &x[0, 0], &u[0, 0], &loss[0, 0] if loss.shape[1] > 0 else NULL,
