@@ -191,7 +191,7 @@ def extensions():
     omp_compile, omp_link = openmp_flags()
     # -g0: no debug information (Python's own flags ask for it): the wheel carries every
     # kernel three times, and 4× smaller without it
-    optimize = ["/O2"] if sys.platform == "win32" else ["-O3", "-g0"] + inlining_flags()
+    optimize = ["/O2"] if sys.platform == "win32" else ["-O3", "-g0", "-fno-math-errno"] + inlining_flags()
     levels = cpu_levels()
     generated = tuple(suffix for suffix, _, _ in [*X86_LEVELS.values(), NATIVE_LEVEL] if suffix)
     stems = sorted(path.stem for path in KERNELS.glob("*.pyx") if not path.stem.endswith(generated))

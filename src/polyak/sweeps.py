@@ -292,7 +292,7 @@ def _configurations(axes, problem, grid):
         coords = {name: values for name, values in arrays.items()}
     full = {name: np.broadcast_to(columns[name] if name in columns else axes[name][()], (size,))
             for name in ("lr", "beta", "nesterov")}
-    index = columns.get("problem", np.zeros(size, np.int64)).astype(np.int64)
+    index = np.asarray(columns["problem"], np.int64) if "problem" in columns else np.broadcast_to(np.int64(0), (size,))
     return dims, coords, (index, full["lr"], full["beta"], full["nesterov"])
 
 
@@ -316,7 +316,10 @@ def coefficient_forms(convention, dampening, nesterov=True):
 def _chunks(index, lanes):
     """(chunk_problem, chunk_start) for configurations ordered by problem: chunks of at most
     `lanes` consecutive configurations of one problem."""
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(index)) + 1, [len(index)]])
+    if index.strides[0] == 0:  # one problem (a broadcast index)
+        bounds = np.array([0, len(index)])
+    else:
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(index)) + 1, [len(index)]])
     starts = np.concatenate([np.arange(lo, hi, lanes) for lo, hi in zip(bounds[:-1], bounds[1:])])
     starts = starts.astype(np.int64)
     return index[starts].astype(np.int64), np.append(starts, len(index)).astype(np.int64)

@@ -54,7 +54,7 @@ cdef inline void step_coefficients(const floating* row, floating multiplier, bin
     e[0] = row[E_FIXED] + row[E_SCALED] * multiplier
 
 
-cdef inline void lane_coefficients(const floating* table, Py_ssize_t column_stride,
+cdef inline bint lane_coefficients(const floating* table, Py_ssize_t column_stride,
                                    Py_ssize_t lane_stride, Py_ssize_t lanes, Py_ssize_t count,
                                    const bint* gone, floating multiplier, bint first,
                                    floating* fixed, floating* scaled) noexcept nogil:
@@ -62,17 +62,23 @@ cdef inline void lane_coefficients(const floating* table, Py_ssize_t column_stri
     # `multiplier` (first: a fresh run's first step), three rows of `lanes`; scaled = their
     # parts proportional to the multiplier (A_SCALED, K_SCALED, E_SCALED); all zero for a lane
     # that is padding (j >= count) or stopped (gone[j]). Column col of lane j's coefficients
-    # is table[col * column_stride + j * lane_stride].
+    # is table[col * column_stride + j * lane_stride]. Returns whether any lane has an e term.
+    # (Each lane written once, in one branch: zeroing the rows first became a `rep stos`, and
+    # reading back the rows just written, a stalled load, costing a tenth of a short sweep.)
     cdef Py_ssize_t j, col
     cdef floating row[COLUMNS]
+    cdef bint with_e = False
     for j in range(lanes):
-        fixed[j] = fixed[lanes + j] = fixed[2 * lanes + j] = 0
-        scaled[j] = scaled[lanes + j] = scaled[2 * lanes + j] = 0
         if j < count and not gone[j]:
             for col in range(COLUMNS):
                 row[col] = table[col * column_stride + j * lane_stride]
             step_coefficients(row, multiplier, first, &fixed[j], &fixed[lanes + j], &fixed[2 * lanes + j])
             scaled[j], scaled[lanes + j], scaled[2 * lanes + j] = row[A_SCALED], row[K_SCALED], row[E_SCALED]
+            with_e = with_e | (fixed[2 * lanes + j] != 0) | (row[E_SCALED] != 0)
+        else:
+            fixed[j] = fixed[lanes + j] = fixed[2 * lanes + j] = 0
+            scaled[j] = scaled[lanes + j] = scaled[2 * lanes + j] = 0
+    return with_e
 
 
 cdef inline bint within(const floating* x, Py_ssize_t n, floating bound) noexcept nogil:

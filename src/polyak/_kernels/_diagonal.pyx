@@ -623,12 +623,11 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
         if t <= 1 or varying:
             # (varying, after the first step: the parts at multiplier 0, to which _lane_steps
             # adds the scaled parts times each step's multiplier)
-            lane_coefficients(coefficients + p0 * COLUMNS, 1, COLUMNS, RUN_LANES, count, gone,
-                              0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
-                              fixed, scaled)
-            with_e, unit_a = False, True
+            with_e = lane_coefficients(coefficients + p0 * COLUMNS, 1, COLUMNS, RUN_LANES, count, gone,
+                                       0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
+                                       fixed, scaled)
+            unit_a = True
             for j in range(RUN_LANES):
-                with_e = with_e or fixed[2 * RUN_LANES + j] != 0 or scaled[2 * RUN_LANES + j] != 0
                 unit_a = unit_a and (fixed[j] == 1 or (j >= count or gone[j]))
         s = t
         while s < t_end:

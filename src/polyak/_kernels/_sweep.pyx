@@ -39,8 +39,9 @@ from libc.math cimport INFINITY, NAN, fabs, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from polyak._kernels._common cimport (BETA, CHECK_EVERY, COLUMNS, Settings, lane_coefficients,
-                                      settings, step_coefficients, stop_requested)
+from polyak._kernels._common cimport (A_FIXED, A_SCALED, BETA, CHECK_EVERY, COLUMNS, E_FIXED,
+                                      E_SCALED, K_FIXED, K_SCALED, Settings, lane_coefficients,
+                                      settings, stop_requested)
 
 cdef extern from *:
     """
@@ -100,6 +101,47 @@ cdef extern from *:
     """
     void polyak_lowest_double(double* lowest, const double* x) noexcept nogil
     void polyak_lowest_float(float* lowest, const float* x) noexcept nogil
+
+cdef extern from *:
+    """
+    /* bit j set where x[j] <= threshold[j], over the LANES lanes (at most 32): one vector
+       comparison per register of lanes, where a lane-by-lane scan of the check interval's
+       losses cost a tenth of the sweep at n = 2 */
+    #if defined(__AVX512F__)
+    #define POLYAK_HITS_WIDE(T, S, W512, W256, W128)                                          \
+        for (; j + W512 <= POLYAK_SWEEP_LANES; j += W512)                                  \
+            bits |= (unsigned int)_mm512_cmp_##S##_mask(_mm512_loadu_##S(x + j), _mm512_loadu_##S(threshold + j), _CMP_LE_OQ) << j;
+    #elif defined(__AVX__)
+    #define POLYAK_HITS_WIDE(T, S, W512, W256, W128)                                          \
+        for (; j + W256 <= POLYAK_SWEEP_LANES; j += W256)                                  \
+            bits |= (unsigned int)_mm256_movemask_##S(_mm256_cmp_##S(_mm256_loadu_##S(x + j), _mm256_loadu_##S(threshold + j), _CMP_LE_OQ)) << j;
+    #elif defined(__SSE2__)
+    #define POLYAK_HITS_WIDE(T, S, W512, W256, W128)                                          \
+        for (; j + W128 <= POLYAK_SWEEP_LANES; j += W128)                                  \
+            bits |= (unsigned int)_mm_movemask_##S(_mm_cmple_##S(_mm_loadu_##S(x + j), _mm_loadu_##S(threshold + j))) << j;
+    #else
+    #define POLYAK_HITS_WIDE(T, S, W512, W256, W128)
+    #endif
+    #define POLYAK_HITS(T, S, W512, W256, W128)                                              \
+    static inline unsigned int polyak_hits_##T(const T* x, const T* threshold) {           \
+        unsigned int bits = 0;                                                              \
+        int j = 0;                                                                          \
+        POLYAK_HITS_WIDE(T, S, W512, W256, W128)                                            \
+        for (; j < POLYAK_SWEEP_LANES; j++) bits |= (unsigned int)(x[j] <= threshold[j]) << j; \
+        return bits;                                                                        \
+    }
+    POLYAK_HITS(double, pd, 8, 4, 2)
+    POLYAK_HITS(float, ps, 16, 8, 4)
+    """
+    unsigned int polyak_hits_double(const double* x, const double* threshold) noexcept nogil
+    unsigned int polyak_hits_float(const float* x, const float* threshold) noexcept nogil
+
+
+cdef inline unsigned int _hits(const floating* x, const floating* threshold) noexcept nogil:
+    if floating is double:
+        return polyak_hits_double(x, threshold)
+    else:
+        return polyak_hits_float(x, threshold)
 
 cdef extern from *:
     """
@@ -332,19 +374,17 @@ cdef inline void _reach(const floating* losses, const floating* lowest, Py_ssize
     # for each lane j whose smallest loss of these steps (`lowest`) is at most threshold[j]
     # (= 2·tol while the lane runs and has not reached it, else −1: never, as losses >= 0 or
     # NaN), the first s < steps with losses[s, j] <= threshold[j] gives reached[j] = t + s
-    cdef Py_ssize_t j, s
-    cdef bint found = False
-    for j in range(LANES):
-        found |= lowest[j] <= threshold[j]
-    if not found:
-        return
-    for j in range(LANES):
-        if lowest[j] <= threshold[j]:
-            for s in range(steps):
-                if losses[s * LANES + j] <= threshold[j]:
+    cdef unsigned int pending = _hits(lowest, threshold), found
+    cdef Py_ssize_t j, s = 0
+    while pending and s < steps:
+        found = _hits(losses + s * LANES, threshold)
+        if found:
+            for j in range(LANES):
+                if found >> j & 1:
                     reached[j] = t + s
                     threshold[j] = -1
-                    break
+            pending &= ~found
+        s += 1
 
 
 cdef inline void _record(const floating* total, Py_ssize_t t, Py_ssize_t count,
@@ -354,14 +394,6 @@ cdef inline void _record(const floating* total, Py_ssize_t t, Py_ssize_t count,
     for j in range(count):
         if not gone[j]:
             loss[j * run.records + t // run.every] = <floating>0.5 * total[j]
-
-
-cdef inline void _row(const floating* columns, Py_ssize_t stride, Py_ssize_t j,
-                      floating* row) noexcept nogil:
-    # configuration j's row of the coefficient table, whose columns are `stride` apart
-    cdef Py_ssize_t col
-    for col in range(COLUMNS):
-        row[col] = columns[col * stride + j]
 
 
 cdef inline void _recurrence_coefficients(const floating* lam, Py_ssize_t padded,
@@ -378,40 +410,38 @@ cdef inline void _recurrence_coefficients(const floating* lam, Py_ssize_t padded
 
 cdef inline double _spectral_radius(double trace, double det) noexcept nogil:
     # max |μ| over the roots of μ² − trace·μ + det, computed for the polynomial scaled by
-    # s = max(|trace|, √|det|) so that nothing overflows (polyak._closed_form.spectral_radius_of)
-    cdef double scale = max(fabs(trace), sqrt(fabs(det))), t, d, discriminant
-    if scale == 0:
-        return 0
-    if scale == INFINITY:
-        return INFINITY
-    t = trace / scale
-    d = det / scale / scale
-    discriminant = t * t - 4 * d
-    if discriminant >= 0:
-        return scale * (0.5 * (fabs(t) + sqrt(discriminant)))
-    return scale * sqrt(fabs(d))
+    # s = max(|trace|, √|det|) so that nothing overflows (polyak._closed_form.spectral_radius_of);
+    # 0 where s = 0, inf where s = inf. Without branches, so that a loop over lanes vectorizes.
+    cdef double scale = max(fabs(trace), sqrt(fabs(det)))
+    cdef bint finite = (scale > 0) & (scale < INFINITY)
+    cdef double safe = scale if finite else 1
+    cdef double t = trace / safe, d = det / safe / safe
+    cdef double discriminant = t * t - 4 * d
+    cdef double radius = safe * (0.5 * (fabs(t) + sqrt(max(discriminant, 0))) if discriminant >= 0
+                                 else sqrt(fabs(d)))
+    return radius if finite else scale
 
 
-cdef void _worst_rates(const floating* lam, Py_ssize_t n, const floating* columns,
-                       Py_ssize_t stride, Py_ssize_t count, floating multiplier,
-                       floating* rate) noexcept nogil:
+cdef inline void _worst_rates(const floating* lam, Py_ssize_t n, const floating* table,
+                              Py_ssize_t count, floating multiplier, floating* rate) noexcept nogil:
     # each configuration's largest spectral radius over the spectrum: at its smallest and its
-    # largest eigenvalue, where the radius, quasiconvex in λ, is largest (polyak._stability)
-    cdef Py_ssize_t i, j, end
+    # largest eigenvalue, where the radius, quasiconvex in λ, is largest (polyak._stability);
+    # table: the chunk's coefficients, column col of lane j at table[col * LANES + j]
+    cdef Py_ssize_t i, j
     cdef floating smallest = lam[0], largest = lam[0], a, k, e, beta
-    cdef floating row[COLUMNS]
-    cdef floating ends[2]
+    cdef double radius[LANES]
     for i in range(n):
         smallest = min(smallest, lam[i])
         largest = max(largest, lam[i])
-    ends[0], ends[1] = smallest, largest
+    for j in range(LANES):
+        beta = table[BETA * LANES + j]
+        a = table[A_FIXED * LANES + j] + table[A_SCALED * LANES + j] * multiplier
+        k = table[K_FIXED * LANES + j] + table[K_SCALED * LANES + j] * multiplier
+        e = table[E_FIXED * LANES + j] + table[E_SCALED * LANES + j] * multiplier
+        radius[j] = max(max(<double>0, _spectral_radius(beta + 1 - (k * a + e) * smallest, beta * (1 - e * smallest))),
+                        _spectral_radius(beta + 1 - (k * a + e) * largest, beta * (1 - e * largest)))
     for j in range(count):
-        _row(columns, stride, j, row)
-        step_coefficients(row, multiplier, False, &a, &k, &e)
-        beta = row[BETA]
-        rate[j] = 0
-        for end in range(2):
-            rate[j] = max(rate[j], _spectral_radius(beta + 1 - (k * a + e) * ends[end], beta * (1 - e * ends[end])))
+        rate[j] = <floating>radius[j]
 
 
 cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* columns,
@@ -449,6 +479,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     cdef bint varying = run.schedule_stride != 0
     cdef int64_t reached[LANES]
     cdef double limit
+    cdef floating w0
     for j in range(LANES):
         reached[j] = -1
         zeros[j] = 0
@@ -457,8 +488,9 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
         beta[j] = columns[BETA * stride + j] if j < count else 0
     for i in range(padded):
         lam_padded[i] = lam[i] if i < n else 0
+        w0 = sqrt(lam[i]) * e0[i] if i < n else 0
         for j in range(LANES):
-            W[i * LANES + j] = sqrt(lam[i]) * e0[i] if i < n and j < count else 0
+            W[i * LANES + j] = w0 if j < count else 0
             U[i * LANES + j] = P[i * LANES + j] = 0
     for j in range(count):
         diverged[j] = False
@@ -476,12 +508,9 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
         if t <= 1 or varying:
             # (with a varying schedule, after the first step: the parts at multiplier 0, to
             # which _block_steps adds the scaled parts times each step's multiplier)
-            lane_coefficients(columns, stride, 1, LANES, count, gone,
-                              0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
-                              fixed, scaled)
-            with_e = False
-            for j in range(2 * LANES, 3 * LANES):
-                with_e = with_e or fixed[j] != 0 or scaled[j] != 0
+            with_e = lane_coefficients(columns, stride, 1, LANES, count, gone,
+                                       0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
+                                       fixed, scaled)
         if t == 1 and not varying:
             for i in range(padded * LANES):
                 P[i] = W[i]
@@ -510,9 +539,8 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
             # double, so that an infinite w fails it)
             for i in range(n):
                 limit = min(sqrt(<double>lam_padded[i]) * run.bound, DBL_MAX)
-                for j in range(count):
-                    if not (W[i * LANES + j] <= limit and W[i * LANES + j] >= -limit):
-                        gone[j] = True
+                for j in range(LANES):  # (padding lanes are gone already)
+                    gone[j] = gone[j] | (not ((W[i * LANES + j] <= limit) & (W[i * LANES + j] >= -limit)))
             all_gone = True
             for j in range(count):
                 if gone[j] and not diverged[j]:  # a diverged lane: zero, and counting no more
@@ -546,18 +574,29 @@ cdef inline void _chunk_table(const floating* lr, const floating* beta,
                               const unsigned char* accelerated, const floating* forms,
                               Py_ssize_t count, floating* table) noexcept nogil:
     # the coefficient table of `count` configurations, column col of lane j at
-    # table[col * LANES + j]: each column is bilinear in (lr, β) in every convention, column col
-    # of form f (f = 1: nesterov) A + B lr + C β + D lr β with (A, B, C, D) at
-    # forms[(f * COLUMNS + col) * 4]
+    # table[col * LANES + j] (lanes j >= count: as for lr = β = 0, never read): each column is
+    # bilinear in (lr, β) in every convention, column col of form f (f = 1: nesterov)
+    # A + B lr + C β + D lr β with (A, B, C, D) at forms[(f * COLUMNS + col) * 4]. Both forms
+    # are evaluated and one kept, so that the lanes' loop vectorizes.
     cdef Py_ssize_t j, col
-    cdef const floating* form
+    cdef const floating* plain
+    cdef const floating* nesterov
+    cdef floating x[LANES]
+    cdef floating y[LANES]
+    cdef floating xy[LANES]
+    cdef floating chosen[LANES]
+    cdef floating p, q
     for j in range(LANES):
-        for col in range(COLUMNS):
-            if j < count:
-                form = forms + (accelerated[j] * COLUMNS + col) * 4
-                table[col * LANES + j] = form[0] + form[1] * lr[j] + form[2] * beta[j] + form[3] * (lr[j] * beta[j])
-            else:
-                table[col * LANES + j] = 0
+        x[j] = lr[j] if j < count else 0
+        y[j] = beta[j] if j < count else 0
+        chosen[j] = accelerated[j] if j < count else 0
+        xy[j] = x[j] * y[j]
+    for col in range(COLUMNS):
+        plain, nesterov = forms + col * 4, forms + (COLUMNS + col) * 4
+        for j in range(LANES):
+            p = plain[0] + plain[1] * x[j] + plain[2] * y[j] + plain[3] * xy[j]
+            q = nesterov[0] + nesterov[1] * x[j] + nesterov[2] * y[j] + nesterov[3] * xy[j]
+            table[col * LANES + j] = q if chosen[j] != 0 else p
 
 
 def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
@@ -605,7 +644,7 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
             count = chunk_start[q + 1] - first
             _chunk_table(&lr[first], &beta[first], &accelerated[first], &forms[0, 0, 0], count, table)
             if rate.shape[0] > 0:
-                _worst_rates(&lam[chunk_problem[q], 0], n, table, LANES, count, schedule[0], &rate[first])
+                _worst_rates(&lam[chunk_problem[q], 0], n, table, count, schedule[0], &rate[first])
             _sweep_chunk(&lam[chunk_problem[q], 0], &e0[chunk_problem[q], 0], table, LANES, count,
                          &schedule[0], &run, workspace, &final_loss[first],
                          &steps_to_tol[first] if tol >= 0 else NULL, &diverged[first],
