@@ -45,28 +45,33 @@ from polyak._kernels._common cimport (A_FIXED, A_SCALED, BETA, CHECK_EVERY, COLU
 
 cdef extern from *:
     """
-    /* LANES configurations advance together, COORDS coordinates of them at a time in
-       registers, enough independent recurrences (COORDS × LANES / vector width) to hide the
-       multiply-add latency: AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates
-       (w_t, w_{t-1} and τ of 8 vectors in 24 registers); AVX2 (16 of 4): 16 lanes, 4
-       coordinates (16 vectors, part of them in L1; measured on Zen 4: n = 2 at 0.35 of the
-       ceiling against 0.27 with 2 coordinates and 0.08 with 8 lanes, which left too few
-       independent recurrences to hide the latency); SSE2 (16 of 2): 4 and 2. */
+    /* LANES configurations advance together, a block of COORDS of their coordinates at a
+       time in registers (NARROW where n <= 2: a wider block would be padding), enough
+       independent recurrences (coordinates × LANES / vector width) to hide the multiply-add
+       latency without spilling. Chosen by measurement (Zen 4, alternating builds, 2 threads):
+       AVX-512 (32 registers of 8 doubles): 16 lanes × 4 coordinates (n = 2 by blocks of 2);
+       AVX2 (16 registers of 4): 16 lanes × 1 coordinate, w_t and w_{t-1} of a block in 8
+       registers (against 4 coordinates: n = 64 at 1.2x, n = 2 the same; 2 coordinates or 8
+       lanes were slower); SSE2 (16 of 2): 4 lanes × 2. */
     #ifndef POLYAK_SWEEP_LANES
     #if defined(__AVX512F__)
       #define POLYAK_SWEEP_LANES 16
       #define POLYAK_SWEEP_COORDS 4
+      #define POLYAK_SWEEP_NARROW 2
     #elif defined(__AVX2__)
       #define POLYAK_SWEEP_LANES 16
-      #define POLYAK_SWEEP_COORDS 4
+      #define POLYAK_SWEEP_COORDS 1
+      #define POLYAK_SWEEP_NARROW 1
     #else
       #define POLYAK_SWEEP_LANES 4
       #define POLYAK_SWEEP_COORDS 2
+      #define POLYAK_SWEEP_NARROW 2
     #endif
     #endif
     """
     enum: LANES "POLYAK_SWEEP_LANES"
     enum: COORDS "POLYAK_SWEEP_COORDS"
+    enum: NARROW "POLYAK_SWEEP_NARROW"
 
 cdef extern from *:
     """
@@ -142,6 +147,149 @@ cdef inline unsigned int _hits(const floating* x, const floating* threshold) noe
         return polyak_hits_double(x, threshold)
     else:
         return polyak_hits_float(x, threshold)
+
+cdef extern from *:
+    """
+    /* The recurrence's hot loop, written with GCC's vector types (one vector: POLYAK_VBYTES
+       bytes of lanes) rather than as loops over lanes left to the vectorizer: at AVX2, GCC 12
+       turned the lanes' loops of a one-coordinate block into scalar code (0.08 of the
+       ceiling) and spilled the registers of a two-coordinate one. polyak_recurrence_T_C_E_M:
+       `steps` steps of w <- tau w - delta w_prev on C coordinates of the LANES lanes (P: w_prev,
+       W: w, tau, delta: C rows of LANES; E = 0: delta's first row serves every coordinate),
+       and with M >= 1 each step's losses[s] = sums[s * sums_stride] + sum_c w_c^2 (the sums of
+       the earlier blocks, or a row of zeros with stride 0), with M = 2 also their running
+       minimum `lowest` (a NaN loss leaving it as it is). */
+    #include <string.h>
+    #if defined(__AVX512F__)
+      #define POLYAK_VBYTES 64
+    #elif defined(__AVX__)
+      #define POLYAK_VBYTES 32
+    #else
+      #define POLYAK_VBYTES 16
+    #endif
+    typedef double polyak_vdouble __attribute__((vector_size(POLYAK_VBYTES)));
+    typedef float polyak_vfloat __attribute__((vector_size(POLYAK_VBYTES)));
+    typedef long long polyak_vmask_double __attribute__((vector_size(POLYAK_VBYTES)));
+    typedef int polyak_vmask_float __attribute__((vector_size(POLYAK_VBYTES)));
+    /* the minimum: the instruction where there is one (a compare and a blend otherwise) */
+    #if defined(__AVX512F__)
+      #define POLYAK_VMIN(T, S, x, m) (polyak_v##T)_mm512_min_##S((__m512##S##_)(x), (__m512##S##_)(m))
+    #elif defined(__AVX__)
+      #define POLYAK_VMIN(T, S, x, m) (polyak_v##T)_mm256_min_##S((__m256##S##_)(x), (__m256##S##_)(m))
+    #elif defined(__SSE2__)
+      #define POLYAK_VMIN(T, S, x, m) (polyak_v##T)_mm_min_##S((__m128##S##_)(x), (__m128##S##_)(m))
+    #endif
+    #define __m512pd_ __m512d
+    #define __m512ps_ __m512
+    #define __m256pd_ __m256d
+    #define __m256ps_ __m256
+    #define __m128pd_ __m128d
+    #define __m128ps_ __m128
+    #define POLYAK_VECTOR_IO(T, S)                                                              \
+    static inline polyak_v##T polyak_load_##T(const T* p) { polyak_v##T v; memcpy(&v, p, sizeof v); return v; } \
+    static inline void polyak_store_##T(T* p, polyak_v##T v) { memcpy(p, &v, sizeof v); }  \
+    static inline polyak_v##T polyak_vmin_##T(polyak_v##T x, polyak_v##T m) {                 \
+        POLYAK_VMIN_BODY(T, S)                                                                  \
+    }
+    #ifdef POLYAK_VMIN
+      #define POLYAK_VMIN_BODY(T, S) return POLYAK_VMIN(T, S, x, m);
+    #else
+      #define POLYAK_VMIN_BODY(T, S)                                                            \
+        polyak_vmask_##T below = x < m;                                                         \
+        return (polyak_v##T)(((polyak_vmask_##T)x & below) | ((polyak_vmask_##T)m & ~below));
+    #endif
+    POLYAK_VECTOR_IO(double, pd)
+    POLYAK_VECTOR_IO(float, ps)
+
+    #define POLYAK_HALF_STEP(T, C, E, M, DST, SRC, STEP)                                              \
+        if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + (STEP) * sums_stride + v * V); \
+        for (c = 0; c < C; c++)                                                                 \
+            for (v = 0; v < N; v++) {                                                           \
+                DST[c][v] = tt[c][v] * SRC[c][v] - dd[E ? c : 0][v] * DST[c][v];                \
+                if (M) acc[v] += DST[c][v] * DST[c][v];                                         \
+            }                                                                                   \
+        if (M) for (v = 0; v < N; v++) {                                                        \
+            polyak_store_##T(losses + (STEP) * POLYAK_SWEEP_LANES + v * V, acc[v]);             \
+            if (M == 2) lo[v] = polyak_vmin_##T(acc[v], lo[v]);                                 \
+        }
+
+    #define POLYAK_RECURRENCE(T, CN, C, E, M)                                                   \
+    static inline void polyak_recurrence_##T##_##CN##_##E##_##M(                              \
+            T* P, T* W, const T* tau, const T* delta, ptrdiff_t steps, const T* sums,           \
+            ptrdiff_t sums_stride, T* losses, T* lowest) {                                      \
+        enum { V = POLYAK_VBYTES / sizeof(T), N = POLYAK_SWEEP_LANES / V };                     \
+        polyak_v##T p[C][N], w[C][N], tt[C][N], dd[E ? C : 1][N], acc[N], lo[N], x;            \
+        int c, v;                                                                               \
+        ptrdiff_t s;                                                                            \
+        for (c = 0; c < C; c++)                                                                 \
+            for (v = 0; v < N; v++) {                                                           \
+                p[c][v] = polyak_load_##T(P + c * POLYAK_SWEEP_LANES + v * V);                  \
+                w[c][v] = polyak_load_##T(W + c * POLYAK_SWEEP_LANES + v * V);                  \
+                tt[c][v] = polyak_load_##T(tau + c * POLYAK_SWEEP_LANES + v * V);               \
+                if (E || c == 0) dd[c][v] = polyak_load_##T(delta + c * POLYAK_SWEEP_LANES + v * V); \
+            }                                                                                   \
+        for (v = 0; v < N; v++) lo[v] = M == 2 ? polyak_load_##T(lowest + v * V) : w[0][v];   \
+        for (s = 0; s + 1 < steps; s += 2) {  /* w_prev and w swap roles, not copied */        \
+            POLYAK_HALF_STEP(T, C, E, M, p, w, s)                                                    \
+            POLYAK_HALF_STEP(T, C, E, M, w, p, s + 1)                                                \
+        }                                                                                       \
+        if (steps & 1) {                                                                        \
+            s = steps - 1;                                                                      \
+            if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + s * sums_stride + v * V); \
+            for (c = 0; c < C; c++)                                                             \
+                for (v = 0; v < N; v++) {                                                       \
+                    x = tt[c][v] * w[c][v] - dd[E ? c : 0][v] * p[c][v];                        \
+                    p[c][v] = w[c][v];                                                          \
+                    w[c][v] = x;                                                                \
+                    if (M) acc[v] += x * x;                                                     \
+                }                                                                               \
+            if (M) for (v = 0; v < N; v++) {                                                    \
+                polyak_store_##T(losses + s * POLYAK_SWEEP_LANES + v * V, acc[v]);             \
+                if (M == 2) lo[v] = polyak_vmin_##T(acc[v], lo[v]);                             \
+            }                                                                                   \
+        }                                                                                       \
+        for (c = 0; c < C; c++)                                                                 \
+            for (v = 0; v < N; v++) {                                                           \
+                polyak_store_##T(P + c * POLYAK_SWEEP_LANES + v * V, p[c][v]);                  \
+                polyak_store_##T(W + c * POLYAK_SWEEP_LANES + v * V, w[c][v]);                  \
+            }                                                                                   \
+        if (M == 2) for (v = 0; v < N; v++) polyak_store_##T(lowest + v * V, lo[v]);          \
+    }
+    #define POLYAK_RECURRENCES(T, CN, C)                                                        \
+        POLYAK_RECURRENCE(T, CN, C, 0, 0) POLYAK_RECURRENCE(T, CN, C, 0, 1)                     \
+        POLYAK_RECURRENCE(T, CN, C, 0, 2) POLYAK_RECURRENCE(T, CN, C, 1, 0)                     \
+        POLYAK_RECURRENCE(T, CN, C, 1, 1) POLYAK_RECURRENCE(T, CN, C, 1, 2)
+    #define POLYAK_DISPATCH(T, CN, E, M)                                                        \
+        if (E) { if (M == 2) polyak_recurrence_##T##_##CN##_1_2(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
+                 else if (M == 1) polyak_recurrence_##T##_##CN##_1_1(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
+                 else polyak_recurrence_##T##_##CN##_1_0(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); } \
+        else { if (M == 2) polyak_recurrence_##T##_##CN##_0_2(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
+               else if (M == 1) polyak_recurrence_##T##_##CN##_0_1(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
+               else polyak_recurrence_##T##_##CN##_0_0(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); }
+    /* the entry point: block of `coords` (COORDS or NARROW) coordinates; losses NULL: no loss;
+       lowest NULL: no minimum */
+    #define POLYAK_RECURRENCE_ENTRY(T)                                                          \
+        POLYAK_RECURRENCES(T, wide, POLYAK_SWEEP_COORDS)                                        \
+        POLYAK_RECURRENCES(T, narrow, POLYAK_SWEEP_NARROW)                                      \
+        static inline void polyak_recurrence_##T(T* P, T* W, const T* tau, const T* delta,     \
+                ptrdiff_t steps, const T* sums, ptrdiff_t sums_stride, T* losses, T* lowest,    \
+                int with_e, ptrdiff_t coords) {                                                 \
+            int mode = lowest ? 2 : losses ? 1 : 0;                                             \
+            if (coords == POLYAK_SWEEP_COORDS) { POLYAK_DISPATCH(T, wide, with_e, mode) }      \
+            else { POLYAK_DISPATCH(T, narrow, with_e, mode) }                                   \
+        }
+    POLYAK_RECURRENCE_ENTRY(double)
+    POLYAK_RECURRENCE_ENTRY(float)
+    """
+    void polyak_recurrence_double(double* P, double* W, const double* tau, const double* delta,
+                                  Py_ssize_t steps, const double* sums, Py_ssize_t sums_stride,
+                                  double* losses, double* lowest, bint with_e,
+                                  Py_ssize_t coords) noexcept nogil
+    void polyak_recurrence_float(float* P, float* W, const float* tau, const float* delta,
+                                 Py_ssize_t steps, const float* sums, Py_ssize_t sums_stride,
+                                 float* losses, float* lowest, bint with_e,
+                                 Py_ssize_t coords) noexcept nogil
+
 
 cdef extern from *:
     """
@@ -232,73 +380,6 @@ cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
         U[j] = Ub[j]
 
 
-cdef inline void _block_recurrence(floating* P, floating* W, const floating* tau,
-                                   const floating* delta, Py_ssize_t steps, const floating* sums,
-                                   Py_ssize_t sums_stride, floating* losses, floating* lowest,
-                                   bint with_e, bint with_loss, bint with_lowest,
-                                   Py_ssize_t coords) noexcept nogil:
-    # `steps` steps of the recurrence w ← τ w − δ w_prev on `coords` <= COORDS coordinates of
-    # LANES configurations (P: w_prev, W: w; tau, delta: coords rows of LANES), in registers;
-    # without an e term δ = β is the same for every coordinate (delta's first row). Losses
-    # as _block_steps'. (The three bodies differ only in which array is which: one step written
-    # as a function of its arrays, or the odd step folded into the loop, is not kept in
-    # registers by GCC 12.)
-    cdef floating Pb[COORDS * LANES]
-    cdef floating Wb[COORDS * LANES]
-    cdef floating Tb[COORDS * LANES]
-    cdef floating Db[COORDS * LANES]
-    cdef floating acc[LANES]
-    cdef floating w
-    cdef Py_ssize_t c, j, s
-    for j in range(coords * LANES):
-        Pb[j], Wb[j], Tb[j], Db[j] = P[j], W[j], tau[j], delta[j]
-    for s in range(0, steps - 1, 2):  # two steps: w_prev and w swap roles, not copied
-        if with_loss:
-            for j in range(LANES):
-                acc[j] = sums[s * sums_stride + j]
-        for c in range(coords):
-            for j in range(LANES):
-                if with_e:
-                    Pb[c * LANES + j] = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[c * LANES + j] * Pb[c * LANES + j]
-                else:
-                    Pb[c * LANES + j] = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[j] * Pb[c * LANES + j]
-                if with_loss:
-                    acc[j] = acc[j] + Pb[c * LANES + j] * Pb[c * LANES + j]
-        if with_loss:
-            _add_loss(acc, losses + s * LANES, lowest, with_lowest)
-            for j in range(LANES):
-                acc[j] = sums[(s + 1) * sums_stride + j]
-        for c in range(coords):
-            for j in range(LANES):
-                if with_e:
-                    Wb[c * LANES + j] = Tb[c * LANES + j] * Pb[c * LANES + j] - Db[c * LANES + j] * Wb[c * LANES + j]
-                else:
-                    Wb[c * LANES + j] = Tb[c * LANES + j] * Pb[c * LANES + j] - Db[j] * Wb[c * LANES + j]
-                if with_loss:
-                    acc[j] = acc[j] + Wb[c * LANES + j] * Wb[c * LANES + j]
-        if with_loss:
-            _add_loss(acc, losses + (s + 1) * LANES, lowest, with_lowest)
-    if steps % 2:
-        s = steps - 1
-        if with_loss:
-            for j in range(LANES):
-                acc[j] = sums[s * sums_stride + j]
-        for c in range(coords):
-            for j in range(LANES):
-                if with_e:
-                    w = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[c * LANES + j] * Pb[c * LANES + j]
-                else:
-                    w = Tb[c * LANES + j] * Wb[c * LANES + j] - Db[j] * Pb[c * LANES + j]
-                Pb[c * LANES + j] = Wb[c * LANES + j]
-                Wb[c * LANES + j] = w
-                if with_loss:
-                    acc[j] = acc[j] + w * w
-        if with_loss:
-            _add_loss(acc, losses + s * LANES, lowest, with_lowest)
-    for j in range(coords * LANES):
-        P[j], W[j] = Pb[j], Wb[j]
-
-
 cdef inline void _block_flags(floating* W, floating* U, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* multipliers,
@@ -317,26 +398,6 @@ cdef inline void _block_flags(floating* W, floating* U, const floating* lam,
                      lowest != NULL, False, coords)
 
 
-cdef inline void _recurrence_flags(floating* P, floating* W, const floating* tau,
-                                   const floating* delta, Py_ssize_t steps, const floating* sums,
-                                   Py_ssize_t sums_stride, floating* losses, floating* lowest,
-                                   bint with_e, Py_ssize_t coords) noexcept nogil:
-    # _block_recurrence with its flags made constants (losses NULL: no loss; lowest NULL: none)
-    if with_e:
-        if lowest != NULL:
-            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, True, True, coords)
-        elif losses != NULL:
-            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, True, False, coords)
-        else:
-            _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, True, False, False, coords)
-    elif lowest != NULL:
-        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, True, True, coords)
-    elif losses != NULL:
-        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, True, False, coords)
-    else:
-        _block_recurrence(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, False, False, False, coords)
-
-
 cdef inline void _block_cases(floating* W, floating* U, floating* P, const floating* lam,
                               const floating* beta, const floating* fixed,
                               const floating* scaled, const floating* tau,
@@ -344,19 +405,19 @@ cdef inline void _block_cases(floating* W, floating* U, floating* P, const float
                               Py_ssize_t steps, const floating* sums, Py_ssize_t sums_stride,
                               floating* losses, floating* lowest, bint with_e, bint varying,
                               bint recurrence, Py_ssize_t coords) noexcept nogil:
-    # one block's steps, by the recurrence or the update, in blocks of COORDS coordinates or
-    # of 2 (n <= 2 would be half padding)
+    # one block's steps, by the recurrence (polyak_recurrence_T) or the update, in blocks of
+    # COORDS coordinates or of NARROW (n <= 2)
     if recurrence:
-        if coords == COORDS:
-            _recurrence_flags(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, COORDS)
+        if floating is double:
+            polyak_recurrence_double(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, coords)
         else:
-            _recurrence_flags(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, 2)
+            polyak_recurrence_float(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, coords)
     elif coords == COORDS:
         _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, with_e, varying,
                      COORDS)
     else:
         _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, with_e, varying,
-                     2)
+                     NARROW)
 
 
 cdef inline void _loss_lanes(const floating* W, Py_ssize_t padded, floating* total) noexcept nogil:
@@ -457,7 +518,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     # padded and the losses. The outputs from this chunk's first configuration
     # (steps_to_tol, loss: NULL if not asked).
     cdef Py_ssize_t i, j, q, t = 0, t_end, s, r, n = run.n
-    cdef Py_ssize_t width = 2 if n <= 2 else COORDS  # coordinates per register block
+    cdef Py_ssize_t width = NARROW if n <= 2 else COORDS  # coordinates per register block
     cdef Py_ssize_t blocks = (n + width - 1) // width, padded = (n + COORDS - 1) // COORDS * COORDS
     cdef floating* W = work
     cdef floating* U = W + padded * LANES
