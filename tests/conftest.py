@@ -221,3 +221,16 @@ def assert_same_result(actual, expected):
             np.testing.assert_array_equal(mine, theirs, err_msg=name, strict=True)
             assert mine.tobytes() == theirs.tobytes(), f"{name}: equal values in other bits (signed zeros, NaNs)"
     assert actual.steps == expected.steps
+
+
+def interrupt(process, timeout=30):
+    """SIGINT to a running subprocess; (stdout, stderr, seconds until it ended). Kills it in any case."""
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    try:
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=timeout)
+        return out, err, time.monotonic() - sent
+    finally:
+        process.kill()

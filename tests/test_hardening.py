@@ -2,7 +2,6 @@
 
 import pickle
 from fractions import Fraction
-import signal
 import subprocess
 import sys
 import textwrap
@@ -11,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import UPDATE_VARIANTS, make_rule
+from conftest import UPDATE_VARIANTS, interrupt, make_rule
 
 import polyak
 from polyak import _config, analysis
@@ -334,12 +333,8 @@ def test_sigint_stops_a_long_run_with_keyboard_interrupt(workload):
     try:
         assert process.stdout.readline().strip() == "ready"
         time.sleep(1.0)  # into the kernel
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=30)
-        waited = time.monotonic() - sent
     finally:
-        process.kill()
+        out, _, waited = interrupt(process)
     assert process.returncode == 3 and out.strip() == "interrupted"
     assert waited < 2.0
 

@@ -20,7 +20,7 @@ from polyak.problems import Quadratic
 from polyak.results import Result
 from polyak.rules import GD, Momentum
 from polyak.solve import run
-from polyak.sweeps import SweepResult, sweep
+from polyak.sweeps import SweepResult, load_sweep, sweep
 
 __all__ = [
     "GD",
@@ -41,5 +41,6 @@ __all__ = [
     "run",
     "show_config",
     "sweep",
+    "load_sweep",
     "train",
 ]

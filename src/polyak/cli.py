@@ -3,6 +3,8 @@
 ``polyak [--steps T]``          the textbook's 2D experiments (as ``polyak textbook``)
 ``polyak textbook [--steps T]`` the textbook's 2D experiments, as the textbook prints them
 ``polyak config``               the build's configuration (polyak.show_config)
+``polyak sweep ...``            a grid of (lr, beta) into a store, and its summary (``--help``)
+``polyak show PATH``            the summary of a sweep's store
 
 Each subcommand is a function taking the parsed arguments (``set_defaults(func=...)``), so
 a new one is a parser and a function.
@@ -11,6 +13,7 @@ a new one is a parser and a function.
 import argparse
 import sys
 
+from polyak._cli_sweep import add_commands as add_sweep_commands
 from polyak._config import show_config
 from polyak.analysis import rate
 from polyak.plans import MAX_STEPS
@@ -100,6 +103,7 @@ def parser():
     textbook.set_defaults(func=_textbook)
     config = commands.add_parser("config", help="the build's configuration")
     config.set_defaults(func=_config)
+    add_sweep_commands(commands)
     top.set_defaults(func=_textbook)
     return top
 
@@ -110,7 +114,7 @@ def main(argv=None):
     args = command.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, MemoryError, RuntimeError) as error:
+    except (ValueError, TypeError, MemoryError, RuntimeError, ImportError, OSError) as error:
         command.exit(2, f"{command.prog}: error: {error}\n")
     except KeyboardInterrupt:
         print(f"{command.prog}: interrupted", file=sys.stderr)
