@@ -261,11 +261,12 @@ def test_the_command_line_writes_the_store_the_api_would(tmp_path):
                             beta=np.linspace(0, 0.99, 40), tol=1e-6)
     assert_same_result(polyak.load_sweep(path), expected)
     lines = completed.stdout.splitlines()
-    best = expected.best()
+    best, fastest = expected.best(), expected.best("rate")
     assert lines[0].startswith("grid: lr 50 (0.01 to 1.8) x beta 40 (0 to 0.99) = 2,000 configurations")
     assert f"steps_to_tol={best['steps_to_tol']}" in lines[2] and f"lr={best['lr']:.6g}" in lines[2]
-    assert lines[3] == "theory (heavy ball on [0.2, 4]): lr=0.667907, beta=0.402605, rate=0.634512"
-    assert lines[4] == f"diverged: {np.mean(expected.diverged):.2%}"
+    assert lines[3] == f"lowest rate: lr={fastest['lr']:.6g}, beta={fastest['beta']:.6g}, rate={fastest['rate']:.6g}"
+    assert lines[4] == "theory (heavy ball on [0.2, 4]): lr=0.667907, beta=0.402605, rate=0.634512"
+    assert lines[5] == f"diverged: {np.mean(expected.diverged):.2%}" and lines[6] == f"store: {path}"
     shown = subprocess.run([sys.executable, "-m", "polyak", "show", str(path)], capture_output=True, text=True,
                            timeout=60)
     assert shown.returncode == 0 and shown.stdout.splitlines()[2:] == lines[2:]

@@ -121,8 +121,9 @@ def _show(args):
 
 
 def summary(result):
-    """Lines describing a sweep: its grid, its time, the best configuration beside the theory's
-    optimum for heavy ball on the spectrum's range, the fraction that diverged."""
+    """Lines describing a sweep: its grid, its time, the best configuration and the one of
+    lowest rate beside the theory's optimum for heavy ball on the spectrum's range, the
+    fraction that diverged."""
     axes = " x ".join(f"{dim} {len(result.coords[dim])} ({_range(result.coords[dim])})" for dim in result.dims
                       if dim != "config") or f"{result.size} configurations"
     fixed = ", ".join(f"{name}={value}" for name, value in result.constants.items())
@@ -134,6 +135,10 @@ def summary(result):
     best = result.best("steps_to_tol" if result.tol is not None else "final_loss")
     lines.append("best: " + (", ".join(f"{k}={_short(v)}" for k, v in best.items()) if best else "no configuration "
                                                                                                    "reached tol"))
+    if result.rate is not None:
+        fastest = result.best("rate")
+        shown = {name: fastest[name] for name in ("lr", "beta", "rate") if name in fastest}
+        lines.append("lowest rate: " + ", ".join(f"{k}={_short(v)}" for k, v in shown.items()))
     if result.spectrum is not None:
         mu, L = result.spectrum
         lr, beta, contraction = optimal_parameters(mu, L)

@@ -166,13 +166,16 @@ def _run_on_client(client, spec, layout, todo, sink, bar):
         from distributed import as_completed  # noqa: PLC0415 -- optional
     except ImportError as error:
         raise ImportError("a sweep on a Dask client needs dask.distributed: pip install 'polyak[sweep]'") from error
-    shared = client.scatter(spec, broadcast=True)
+    # (a key of its own: the same spec scattered again under its content's key could meet the
+    # release of the previous sweep's copy and be lost)
+    shared = client.scatter(spec, broadcast=True, hash=False)
     futures = [client.submit(compute_piece, shared, *layout[i], pure=False) for i in todo]
     piece_of = {future.key: i for future, i in zip(futures, todo)}
     try:
-        for future, metrics in as_completed(futures, with_results=True):
+        for future in as_completed(futures):
             i = piece_of[future.key]
-            sink(i, metrics)
+            sink(i, future.result())  # (raises a task's error, or its cancellation)
+            future.release()
             if bar is not None:
                 bar.update(layout[i][1] - layout[i][0])
     except BaseException:
