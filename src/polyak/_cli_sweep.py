@@ -87,7 +87,7 @@ def add_commands(commands):
     command.add_argument("--out", required=True, help="the store: a path ending in .zarr, .nc or .npz")
     command.add_argument("--scheduler", help="a Dask scheduler's address, e.g. tcp://host:8786")
     command.add_argument("--chunk-size", type=_positive_int, help="configurations per piece")
-    command.add_argument("--threads", type=_positive_int, help="threads (per worker with --scheduler)")
+    command.add_argument("--threads", type=_positive_int, help="threads (with --scheduler: per task, default 1)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     command.set_defaults(func=_sweep)
     show = commands.add_parser("show", help="the summary of a sweep's store")

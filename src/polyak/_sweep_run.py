@@ -9,9 +9,9 @@ do not depend on how the work was cut or where it ran (on one kind of CPU: the k
 different instruction-set levels may round differently).
 """
 
+import dataclasses
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +27,7 @@ PIECE_MOST, PIECE_LEAST = 2**20, 2**12
 PIECE_BYTES = 2**28
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """Everything a piece needs, small enough to send to workers: the problem's spectra and
     starting errors (P, n), the axes, and the run's settings."""
@@ -166,8 +166,10 @@ def _run_on_client(client, spec, layout, todo, sink, bar):
         from distributed import as_completed  # noqa: PLC0415 -- optional
     except ImportError as error:
         raise ImportError("a sweep on a Dask client needs dask.distributed: pip install 'polyak[sweep]'") from error
-    # (a key of its own: the same spec scattered again under its content's key could meet the
-    # release of the previous sweep's copy and be lost)
+    # one thread per task unless told otherwise: a worker runs as many tasks at once as it has
+    # threads. (A key of its own: the same spec scattered again under its content's key could
+    # meet the release of the previous sweep's copy and be lost.)
+    spec = dataclasses.replace(spec, n_threads=spec.n_threads or 1)
     shared = client.scatter(spec, broadcast=True, hash=False)
     futures = [client.submit(compute_piece, shared, *layout[i], pure=False) for i in todo]
     piece_of = {future.key: i for future, i in zip(futures, todo)}

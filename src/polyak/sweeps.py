@@ -64,8 +64,9 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
         beta, nesterov). False: a random search, the arrays (and a batch of problems) paired
         entry by entry, one axis "config".
     n_threads : int, optional
-        As for :func:`polyak.run` (on a Dask client: each worker's threads); results do not
-        depend on it, nor on `chunk_size`, nor on where the pieces ran.
+        As for :func:`polyak.run`; on a Dask client, the threads of each task (by default 1:
+        a worker runs as many tasks at once as it has threads). Results do not depend on it,
+        nor on `chunk_size`, nor on where the pieces ran.
     chunk_size : int, optional
         About this many configurations per piece: one kernel call, one task on a cluster, one
         chunk of a store (whole rows of the first axis; by default about a tenth of a second
@@ -116,16 +117,15 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
     chunk_size = None if chunk_size is None else as_int(chunk_size, "chunk_size", minimum=1)
     if n_threads is not None:
         n_threads = as_int(n_threads, "n_threads", minimum=1)
-    if store is not None:
-        kind_of(store)
     constants = {name: values.item() for name, values in axes.items() if values.ndim == 0}
     spec = SweepSpec(lam=lam, e0=e0, dims=dims, shape=shape, coords=coords, constants=constants, grid=bool(grid),
                      forms=coefficient_forms(convention, dampening, nesterov=bool(np.any(axes["nesterov"]))),
                      multipliers=multipliers, steps=steps, tol=tol, every=every, n_threads=n_threads)
     rows = rows_per_piece(spec, chunk_size)
-    if store is None:
+    if store is None or kind_of(store) != ".zarr":  # (all of it in memory)
         require_memory(spec.size * 8.0 * (4 + spec.records), "this sweep's results",
                        ["fewer configurations", "a larger `every`, or none", "a .zarr store (store=)"])
+    if store is None:
         layout = pieces(spec, rows)
         sink = MemorySink(spec, layout)
         seconds = run_pieces(spec, layout, range(len(layout)), sink, client=client, progress=progress)
