@@ -246,7 +246,7 @@ def test_progress_shows_a_bar_on_stderr(capsys):
     pytest.importorskip("tqdm")
     polyak.sweep(PROBLEM, 50, progress=True, **GRID)
     err = capsys.readouterr().err
-    assert "sweep" in err and "1.20k/1.20k" in err
+    assert "sweep" in err and "1.20k/1.20k" in err and "piece 7/7" in err  # (chunk_size 200: 6 rows of 30 a piece, 40 rows)
     polyak.sweep(PROBLEM, 50, **GRID)  # a moment's work, stderr not a terminal: no bar
     assert capsys.readouterr().err == ""
 

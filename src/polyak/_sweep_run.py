@@ -151,8 +151,7 @@ def run_pieces(spec, layout, todo, sink, *, client=None, progress=None):
             for i in todo:
                 lo, hi = layout[i]
                 sink(i, compute_piece(spec, lo, hi))
-                if bar is not None:
-                    bar.update(hi - lo)
+                _advance(bar, hi - lo)
         else:
             _run_on_client(client, spec, layout, todo, sink, bar)
     finally:
@@ -178,11 +177,18 @@ def _run_on_client(client, spec, layout, todo, sink, bar):
             i = piece_of[future.key]
             sink(i, future.result())  # (raises a task's error, or its cancellation)
             future.release()
-            if bar is not None:
-                bar.update(layout[i][1] - layout[i][0])
+            _advance(bar, layout[i][1] - layout[i][0])
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def _advance(bar, configurations):
+    # one more piece done
+    if bar is not None:
+        bar.pieces_done += 1
+        bar.set_postfix_str(f"piece {bar.pieces_done}/{bar.pieces}", refresh=False)
+        bar.update(configurations)
 
 
 #: A sweep whose kernel work (coordinate-steps) is below this shows no bar by default.
@@ -204,5 +210,7 @@ def _progress_bar(spec, layout, todo, progress):
         if not asked:
             return None
         raise ImportError("progress=True needs tqdm: pip install 'polyak[sweep]'") from error
-    return tqdm(total=total, unit="config", unit_scale=True, file=sys.stderr, desc="sweep", smoothing=0.1,
-                postfix=f"{len(todo)} pieces")
+    bar = tqdm(total=total, unit="config", unit_scale=True, file=sys.stderr, desc="sweep", smoothing=0.1,
+               postfix=f"piece 0/{len(todo)}")
+    bar.pieces, bar.pieces_done = len(todo), 0
+    return bar
