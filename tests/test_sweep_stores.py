@@ -298,3 +298,15 @@ def test_show_of_a_missing_or_foreign_store_exits_2(tmp_path):
         completed = subprocess.run([sys.executable, "-m", "polyak", "show", str(path)], capture_output=True,
                                    text=True, timeout=60)
         assert completed.returncode == 2 and len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_result_read_from_a_store_pickles_and_loads_later(tmp_path, suffix):
+    import pickle  # noqa: PLC0415
+    expected = polyak.sweep(PROBLEM, 300, **GRID)
+    polyak.sweep(PROBLEM, 300, store=tmp_path / f"a{suffix}", **GRID)
+    copy = pickle.loads(pickle.dumps(polyak.load_sweep(tmp_path / f"a{suffix}")))  # before any metric is read
+    assert_same_result(copy, expected)
+    no_rate = polyak.sweep(PROBLEM, 20, lr=0.1, beta=GRID["beta"], schedule=np.linspace(1, 0.5, 20),
+                           store=tmp_path / f"b{suffix}")
+    assert no_rate.rate is None and no_rate.steps_to_tol is None and no_rate.loss is None

@@ -114,7 +114,8 @@ def open_store(path, spec, wanted, rows):
 def _meta(spec, wanted, rows, pieces, seconds=0.0, complete=False):
     return {"format": 1, "identity": wanted, "rows_per_piece": rows, "pieces": pieces, "seconds": seconds,
             "complete": complete, "dims": list(spec.dims), "shape": list(spec.shape), "steps": spec.steps,
-            "tol": spec.tol, "every": spec.every, "constants": spec.constants, "spectrum": spec.extremes}
+            "tol": spec.tol, "every": spec.every, "constants": spec.constants, "spectrum": spec.extremes,
+            "metrics": [name for name in METRICS if _has(spec, name)]}
 
 
 def _check_identity(path, meta, wanted):
@@ -336,15 +337,9 @@ def load_sweep(path):
         raise ValueError(f"the store {path} is incomplete (an interrupted sweep): run the same sweep with "
                          f"store={str(path)!r} again to complete it")
     dims, shape, every = meta["dims"], meta["shape"], meta["every"]
-    if kind == ".zarr":
-        group = _require("zarr", "a .zarr store").open_group(path, mode="r")
-        coords = {name: group[name][...] for name in _coordinate_names(meta)}
-        metrics = {name: (lambda name=name: group[name][...]) if name in group else None for name in METRICS}
-    elif kind == ".nc":
-        xarray = _require("xarray", "a .nc store")
-        dataset = xarray.open_dataset(path, engine="h5netcdf")
-        coords = {name: dataset[name].values for name in _coordinate_names(meta)}
-        metrics = {name: (lambda name=name: dataset[name].values) if name in dataset else None for name in METRICS}
+    if kind in (".zarr", ".nc"):
+        coords = {name: _Stored(path, kind, name)() for name in _coordinate_names(meta)}
+        metrics = {name: _Stored(path, kind, name) if name in meta["metrics"] else None for name in METRICS}
     else:
         with np.load(path, allow_pickle=False) as handle:
             stored = {name: handle[name] for name in handle.files}
@@ -352,6 +347,19 @@ def load_sweep(path):
         metrics = {name: stored.get(name) for name in METRICS}
     return _result(dims, shape, coords, meta["constants"], meta["steps"], meta["tol"], every, meta["seconds"],
                    metrics, str(path), meta["spectrum"])
+
+
+class _Stored:
+    """One array of a .zarr or .nc store, read when called (a loader that pickles)."""
+
+    def __init__(self, path, kind, name):
+        self.path, self.kind, self.name = path, kind, name
+
+    def __call__(self):
+        if self.kind == ".zarr":
+            return _require("zarr", "a .zarr store").open_group(self.path, mode="r")[self.name][...]
+        with _require("xarray", "a .nc store").open_dataset(self.path, engine="h5netcdf") as dataset:
+            return dataset[self.name].values
 
 
 def _coordinate_names(meta):
