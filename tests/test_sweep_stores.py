@@ -310,3 +310,38 @@ def test_a_result_read_from_a_store_pickles_and_loads_later(tmp_path, suffix):
     no_rate = polyak.sweep(PROBLEM, 20, lr=0.1, beta=GRID["beta"], schedule=np.linspace(1, 0.5, 20),
                            store=tmp_path / f"b{suffix}")
     assert no_rate.rate is None and no_rate.steps_to_tol is None and no_rate.loss is None
+
+
+def test_one_configuration_into_each_store(tmp_path):
+    expected = polyak.sweep(PROBLEM, 100, lr=0.1, beta=0.5, tol=1e-6, every=10)
+    assert expected.shape == ()
+    for suffix in SUFFIXES:
+        assert_same_result(polyak.sweep(PROBLEM, 100, lr=0.1, beta=0.5, tol=1e-6, every=10,
+                                        store=tmp_path / f"one{suffix}"), expected)
+
+
+def test_an_empty_directory_or_a_missing_parent_is_a_new_store(tmp_path):
+    expected = polyak.sweep(PROBLEM, 100, **GRID)
+    (tmp_path / "empty.zarr").mkdir()
+    assert_same_result(polyak.sweep(PROBLEM, 100, store=tmp_path / "empty.zarr", **GRID), expected)
+    assert_same_result(polyak.sweep(PROBLEM, 100, store=tmp_path / "new" / "dir" / "a.nc", **GRID), expected)
+    assert not list(tmp_path.rglob("*.partial"))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="is not a polyak sweep store"):
+        polyak.load_sweep(tmp_path / "empty.npz")
+    with pytest.raises(ValueError, match="exists and is not a polyak sweep store"):
+        polyak.sweep(PROBLEM, 100, store=tmp_path / "empty.npz", **GRID)
+
+
+def test_a_store_of_another_instruction_set_level_is_refused(tmp_path):
+    from polyak._config import supported_levels  # noqa: PLC0415
+    levels = supported_levels()
+    if len(levels) < 2:
+        pytest.skip("this CPU runs one level only")
+    path = tmp_path / "level.zarr"
+    here = polyak.show_config(print_out=False)["cpu_level"]
+    other = next(level for level in levels if level != here)
+    code = f"import numpy as np, polyak; polyak.sweep(polyak.problems.ill_conditioned_2d(), 50, lr=0.1, store={str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ, "POLYAK_CPU_LEVEL": other})
+    with pytest.raises(ValueError, match=f"instruction-set level: '{other}' in the store, '{here}' here"):
+        polyak.sweep(PROBLEM, 50, lr=0.1, store=path)

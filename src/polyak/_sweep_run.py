@@ -45,6 +45,7 @@ class SweepSpec:
     tol: float | None
     every: int | None
     n_threads: int | None
+    level: str  # the kernels' instruction-set level (levels may round differently)
 
     @property
     def size(self):
@@ -85,6 +86,10 @@ _PARAMETERS = ("problem", "lr", "beta", "nesterov")
 
 def compute_piece(spec, lo, hi):
     """The metrics of configurations lo..hi−1: a dict of flat arrays (loss: (hi − lo, K))."""
+    level = kernels("_probe").level()
+    if level != spec.level:  # (a worker on another kind of CPU: its results would differ in rounding)
+        raise RuntimeError(f"this process runs the {level} kernels, the sweep the {spec.level} ones: results "
+                           f"would mix roundings; use workers whose CPUs run {spec.level}")
     index, lr, beta, nesterov = spec.configurations(lo, hi)
     count = hi - lo
     module = kernels("_sweep")

@@ -11,8 +11,9 @@
 Every store records what produced it (the attribute or entry ``polyak_sweep``, JSON): the
 sweep's identity (the problem's and the axes' digests, steps, tol, convention, the schedule,
 polyak's version...) and its layout. A store whose identity differs from the sweep's is
-refused, with the differences. ``xarray.open_zarr`` and ``xarray.open_dataset`` read the
-stores: named dimensions, the axes as coordinates; in a Zarr store being filled, pieces not
+refused, with the differences (the kernels' instruction-set level is part of the identity: levels
+may round differently). ``xarray.open_zarr`` reads the .zarr stores and ``xarray.open_dataset``
+the .nc ones: named dimensions, the axes as coordinates; in a Zarr store being filled, pieces not
 yet computed read as the fill values (NaN, and the smallest int64 in ``steps_to_tol``).
 """
 
@@ -20,8 +21,10 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import threading
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +52,13 @@ def identity(spec, convention, dampening):
             "dims": list(spec.dims), "shape": list(spec.shape),
             "axes": {name: _digest(values) for name, values in sorted(spec.coords.items())},
             "constants": {name: value for name, value in sorted(spec.constants.items())},
-            "grid": spec.grid, "steps": spec.steps, "tol": spec.tol, "every": spec.every,
+            "grid": spec.grid, "steps": spec.steps, "tol": spec.tol, "every": spec.every, "level": spec.level,
             "convention": convention, "dampening": dampening, "schedule": _digest(spec.multipliers)}
 
 
 def _differences(stored, wanted):
     names = {"problem": "the problem (spectrum and start)", "axes": "the axes' values", "schedule": "the schedule",
-             "polyak": "polyak's version"}
+             "polyak": "polyak's version", "level": "the kernels' instruction-set level"}
     lines = []
     for key in sorted(set(stored) | set(wanted)):
         if stored.get(key) != wanted.get(key):
@@ -106,7 +109,11 @@ def open_store(path, spec, wanted, rows):
     """The store at `path` for this sweep: new (with `rows` rows per piece), or the existing
     one if it was written by the same sweep (then with its own layout)."""
     kind = kind_of(path)
-    store = (_ZarrStore if kind == ".zarr" else _FileStore)(Path(path), kind)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # (before computing: a .nc is written at the end)
+    if kind == ".zarr" and path.is_dir() and not any(path.iterdir()):
+        path.rmdir()  # an empty directory: a new store
+    store = (_ZarrStore if kind == ".zarr" else _FileStore)(path, kind)
     store.attach(spec, wanted, rows)
     return store
 
@@ -200,6 +207,19 @@ class _ZarrStore:
         self.writer = _Writer(self._write)
 
     def _create(self, spec, wanted, rows, count):
+        # built in a temporary directory and renamed into place with its record, so that an
+        # interrupted creation leaves no store without one
+        final, self.path = self.path, self.path.with_name(self.path.name + f".{os.getpid()}.partial")
+        try:
+            self._build(spec, wanted, rows, count)
+            os.rename(self.path, final)
+        finally:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path = final
+        return self.zarr.open_group(self.path, mode="r+")
+
+    def _build(self, spec, wanted, rows, count):
         group = self.zarr.open_group(self.path, mode="w-", zarr_format=3)
         present = [name for name in METRICS if _has(spec, name)]
         chunks = (rows,) + tuple(spec.shape[1:]) if spec.shape else ()
@@ -226,7 +246,6 @@ class _ZarrStore:
                            dimension_names=("piece",))
         group.attrs[_ATTRIBUTE] = json.dumps(_meta(spec, wanted, rows, count))
         self._consolidate()
-        return group
 
     def _consolidate(self):
         # (one metadata document for readers such as xarray.open_zarr; zarr warns that v3 has
@@ -241,10 +260,14 @@ class _ZarrStore:
     def _write(self, item):
         i, metrics = item
         lo, hi = self.layout[i]
-        rows = slice(lo // self.row, hi // self.row)
+        grid = len(self.spec.shape)  # (0: one configuration)
         for name, values in metrics.items():
             target = self.group[name]
-            target[rows] = values.reshape((hi // self.row - lo // self.row,) + target.shape[1:])
+            if grid == 0:
+                target[...] = values.reshape(target.shape)
+            else:
+                target[lo // self.row:hi // self.row] = values.reshape((hi // self.row - lo // self.row,)
+                                                                       + target.shape[1:])
         self.group["piece_done"][i] = True
 
     def finish(self, seconds, interrupted=False):
@@ -315,7 +338,7 @@ def _read_meta(path, kind):
         else:
             with np.load(path, allow_pickle=False) as handle:
                 text = str(handle[_ATTRIBUTE]) if _ATTRIBUTE in handle.files else None
-    except (OSError, ValueError, KeyError):  # not a store of this kind (zarr's and h5py's errors derive from these)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # not a store of this kind
         return None
     if isinstance(text, bytes):
         text = text.decode()

@@ -16,9 +16,12 @@ each coordinate's error obeys (Cayley–Hamilton on its 2×2 iteration matrix).
 (('lr', 'beta'), (12, 10))
 """
 
+import time
+
 import numpy as np
 
 from polyak import plans
+from polyak._config import kernels
 from polyak._memory import require_memory
 from polyak._sweep_result import METRICS, SweepResult
 from polyak._sweep_run import SweepSpec, pieces, rows_per_piece, run_pieces
@@ -120,7 +123,8 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
     constants = {name: values.item() for name, values in axes.items() if values.ndim == 0}
     spec = SweepSpec(lam=lam, e0=e0, dims=dims, shape=shape, coords=coords, constants=constants, grid=bool(grid),
                      forms=coefficient_forms(convention, dampening, nesterov=bool(np.any(axes["nesterov"]))),
-                     multipliers=multipliers, steps=steps, tol=tol, every=every, n_threads=n_threads)
+                     multipliers=multipliers, steps=steps, tol=tol, every=every, n_threads=n_threads,
+                     level=kernels("_probe").level())
     rows = rows_per_piece(spec, chunk_size)
     if store is None or kind_of(store) != ".zarr":  # (all of it in memory)
         require_memory(spec.size * 8.0 * (4 + spec.records), "this sweep's results",
@@ -132,12 +136,12 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
         return sink.result(seconds, tol)
     target = open_store(store, spec, identity(spec, convention, dampening), rows)
     todo = [i for i in range(len(target.layout)) if i not in target.done]
-    seconds, interrupted = 0.0, True
+    start, interrupted = time.perf_counter(), True
     try:
-        seconds = run_pieces(spec, target.layout, todo, target, client=client, progress=progress)
+        run_pieces(spec, target.layout, todo, target, client=client, progress=progress)
         interrupted = False
-    finally:
-        target.finish(seconds, interrupted=interrupted)
+    finally:  # (an interrupted call's time counts too: its pieces are kept)
+        target.finish(time.perf_counter() - start, interrupted=interrupted)
     return target.result()
 
 
