@@ -52,6 +52,16 @@ class SweepSpec:
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
+    def rows(self):
+        """Rows of the first axis (1 for a single configuration)."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def row(self):
+        """Configurations per row of the first axis."""
+        return int(np.prod(self.shape[1:], dtype=np.int64))
+
+    @property
     def records(self):
         return self.steps // self.every + 1 if self.every else 0
 
@@ -133,16 +143,12 @@ def rows_per_piece(spec, chunk_size=None):
         work = max(spec.lam.shape[1], 2) * max(spec.steps, 1)
         chunk_size = int(np.clip(PIECE_WORK // work, PIECE_LEAST, PIECE_MOST))
         chunk_size = min(chunk_size, max(1, PIECE_BYTES // (8 * (spec.records + 4))))  # the loss records too
-    row = int(np.prod(spec.shape[1:], dtype=np.int64)) if len(spec.shape) > 1 else 1
-    rows = spec.shape[0] if spec.shape else 1
-    return int(min(rows, max(1, chunk_size // row)))
+    return int(min(spec.rows, max(1, chunk_size // spec.row)))
 
 
 def pieces(spec, rows):
     """[(lo, hi)] of each piece's configurations, for `rows` rows per piece."""
-    row = int(np.prod(spec.shape[1:], dtype=np.int64)) if len(spec.shape) > 1 else 1
-    total = spec.shape[0] if spec.shape else 1
-    return [(start * row, min(start + rows, total) * row) for start in range(0, total, rows)]
+    return [(start * spec.row, min(start + rows, spec.rows) * spec.row) for start in range(0, spec.rows, rows)]
 
 
 def run_pieces(spec, layout, todo, sink, *, client=None, progress=None):

@@ -91,12 +91,12 @@ class MemorySink:
                 self.arrays[name] = np.empty((self.spec.size,) + values.shape[1:], values.dtype)
             self.arrays[name][lo:hi] = values
 
-    def result(self, seconds, tol, store=None):
+    def result(self, seconds):
         spec = self.spec
         shaped = {name: self.arrays[name].reshape(spec.shape + self.arrays[name].shape[1:])
                   if name in self.arrays else None for name in METRICS}
-        return _result(spec.dims, spec.shape, spec.coords, spec.constants, spec.steps, tol, spec.every, seconds,
-                       shaped, store, spec.extremes)
+        return _result(spec.dims, spec.shape, spec.coords, spec.constants, spec.steps, spec.tol, spec.every, seconds,
+                       shaped, None, spec.extremes)
 
 
 def _result(dims, shape, coords, constants, steps, tol, every, seconds, metrics, store, spectrum):
@@ -158,7 +158,7 @@ class _FileStore:
     def finish(self, seconds, interrupted=False):
         if self.complete is not None or interrupted:
             return
-        result = self.sink.result(seconds, self.spec.tol)
+        result = self.sink.result(seconds)
         meta = _meta(self.spec, self.wanted, self.rows, len(self.layout), seconds, complete=True)
         temporary = self.path.with_name(self.path.name + f".{os.getpid()}.partial")
         try:
@@ -203,7 +203,6 @@ class _ZarrStore:
         self.group = (self.zarr.open_group(self.path, mode="r+") if self.path.exists()
                       else self._create(spec, wanted, rows, len(self.layout)))
         self.done = set(np.flatnonzero(self.group["piece_done"][...]).tolist())
-        self.row = int(np.prod(spec.shape[1:], dtype=np.int64)) if len(spec.shape) > 1 else 1
         self.writer = _Writer(self._write)
 
     def _create(self, spec, wanted, rows, count):
@@ -266,7 +265,7 @@ class _ZarrStore:
             if grid == 0:
                 target[...] = values.reshape(target.shape)
             else:
-                target[lo // self.row:hi // self.row] = values.reshape((hi // self.row - lo // self.row,)
+                target[lo // self.spec.row:hi // self.spec.row] = values.reshape(((hi - lo) // self.spec.row,)
                                                                        + target.shape[1:])
         self.group["piece_done"][i] = True
 

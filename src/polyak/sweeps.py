@@ -133,7 +133,7 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
         layout = pieces(spec, rows)
         sink = MemorySink(spec, layout)
         seconds = run_pieces(spec, layout, range(len(layout)), sink, client=client, progress=progress)
-        return sink.result(seconds, tol)
+        return sink.result(seconds)
     target = open_store(store, spec, identity(spec, convention, dampening), rows)
     todo = [i for i in range(len(target.layout)) if i not in target.done]
     start, interrupted = time.perf_counter(), True
