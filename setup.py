@@ -43,8 +43,9 @@ from setuptools._distutils.sysconfig import customize_compiler
 from setuptools.command.build_ext import build_ext
 
 KERNELS = Path("src", "polyak", "_kernels")
-#: Modules compiled once, for the baseline: what the build is, and which CPU runs it.
-SINGLE_LEVEL = {"_build"}
+#: Modules compiled once, for the baseline: what the build is and which CPU runs it (_build),
+#: and the fill of a plan's coefficient table (_tables: it moves memory, it computes little).
+SINGLE_LEVEL = {"_build", "_tables"}
 #: The x86-64 levels: name -> (module suffix, compiler flags, fallback flags for compilers
 #: that do not know the level's name).
 X86_LEVELS = {

@@ -156,7 +156,7 @@ def test_plan_round_trip(name, trip):
     assert type(twin) is polyak.Plan and repr(twin) == repr(plan)
     assert_same_fields(twin, plan, [field for field in polyak.Plan.__slots__ if field != "problem"])
     assert_same_fields(twin.problem, plan.problem, fields_of(plan.problem))
-    arrays = ("problem_index", "coefficients", "schedule", "x0", "u0", "recorded_at")
+    arrays = ("problem_index", "lr", "beta", "forms", "coefficients", "schedule", "x0", "u0", "recorded_at")
     assert writeable(twin, arrays) == dict.fromkeys(arrays, False)
     with pytest.raises(AttributeError, match="immutable"):
         twin.steps = 1

@@ -58,7 +58,7 @@ def test_plan_is_immutable(name):
             setattr(plan, field, None)
     with pytest.raises(AttributeError, match="immutable"):
         del plan.steps
-    for field in ("problem_index", "coefficients", "schedule", "x0", "u0", "recorded_at"):
+    for field in ("problem_index", "lr", "beta", "forms", "coefficients", "schedule", "x0", "u0", "recorded_at"):
         array = getattr(plan, field)
         assert not array.flags.writeable, field
         with pytest.raises(ValueError, match="read-only"):
@@ -252,11 +252,16 @@ def test_closed_form_needs_a_constant_learning_rate():
 @pytest.mark.parametrize("change, match", [
     (dict(problem_index=np.array([0, 5])), r"problem_index must hold integers in \[0, 2\)"),
     (dict(problem_index=np.array([0.0, 1.0])), r"problem_index must hold integers"),
-    (dict(coefficients=np.zeros((2, 7))), r"the plan's arrays do not fit together"),
+    (dict(forms=np.zeros((8, 3))), r"the plan's arrays do not fit together"),
+    (dict(lr=np.ones(3)), r"the plan's arrays do not fit together"),
+    (dict(beta=np.ones((2, 1))), r"the plan's arrays do not fit together"),
+    (dict(lr=np.ones(2, np.float32)), r"the plan's lr must be float64"),
+    (dict(lr=np.array([1.5e308, 1.0]), forms=np.ones((8, 4))), r"the plan's coefficients must be finite"),
     (dict(x0=np.zeros((2, 3))), r"the plan's arrays do not fit together"),
     (dict(u0=np.zeros((3, 2))), r"the plan's arrays do not fit together"),
     (dict(schedule=np.ones(7)), r"the plan's arrays do not fit together"),
-    (dict(coefficients=np.full((2, 8), np.nan)), r"the plan's coefficients must be finite"),
+    (dict(beta=np.full(2, np.nan)), r"the plan's beta must be finite"),
+    (dict(forms=np.full((8, 4), np.inf)), r"the plan's forms must be finite"),
     (dict(x0=np.array([[np.inf, 0.0]])), r"the plan's x0 must be finite"),
 ])
 def test_a_hand_made_plan_is_checked_before_any_kernel_sees_it(change, match):

@@ -36,17 +36,26 @@ def coefficient_table(convention, dampening, lr, beta, nesterov):
     return np.where(nesterov[:, None], rows[-1], rows[0])
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "with-v0"])
 @pytest.mark.parametrize("variant, convention, nesterov, dampening", FORMS, ids=[f[0] for f in FORMS])
-def test_the_coefficient_forms_give_the_plan_table_exactly(variant, convention, nesterov, dampening):
-    # the kernel builds each row from the bilinear forms: A + B lr + C β + D (lr β)
-    from polyak.sweeps import coefficient_forms
-
+def test_the_coefficient_forms_give_the_canonical_coefficients_exactly(variant, convention, nesterov, dampening, fresh):
+    # plans and the sweep kernel build each row from the bilinear forms A + B lr + C β + D (lr β);
+    # the definition is canonical_coefficients at η = 0 and η = lr (torch's first step apart)
     lr, beta = RNG.uniform(1e-4, 3.0, 500), RNG.uniform(1e-4, 0.999, 500)
-    A, B, C, D = np.moveaxis(coefficient_forms(convention, dampening, nesterov)[int(nesterov)], -1, 0)
-    built = A + B * lr[:, None] + C * beta[:, None] + D * (lr * beta)[:, None]
-    expected = polyak.plans.coefficient_rows(convention, lr, beta, lr.size, nesterov=nesterov, dampening=dampening,
-                                             fresh=True)
+    built = polyak.plans.coefficient_rows(convention, lr, beta, lr.size, nesterov=nesterov, dampening=dampening,
+                                          fresh=fresh)
+
+    def at(eta, first_step=False):
+        return polyak.rules.canonical_coefficients(convention, eta, beta, nesterov=nesterov, dampening=dampening,
+                                                   first_step=first_step)
+
+    fixed, scaled, first = at(0 * lr), at(lr), at(0 * lr, first_step=fresh)
+    expected = np.stack(np.broadcast_arrays(beta, fixed.a, scaled.a - fixed.a, first.a, fixed.k, scaled.k - fixed.k,
+                                            fixed.e, scaled.e - fixed.e), axis=-1)
     np.testing.assert_array_equal(built, expected)
+    shared = polyak.plans.coefficient_rows(convention, lr[7], beta[7], 3, nesterov=nesterov, dampening=dampening,
+                                           fresh=fresh)  # scalars: one row for all
+    np.testing.assert_array_equal(shared, np.broadcast_to(expected[7], (3, 8)))
 
 
 @pytest.mark.parametrize("variant, convention, nesterov, dampening", FORMS, ids=[f[0] for f in FORMS])

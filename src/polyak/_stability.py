@@ -12,6 +12,7 @@ read (``scipy.linalg.eigvalsh`` for a dense Q), not by the run.
 import numpy as np
 
 from polyak import _closed_form
+from polyak.plans import coefficient_rows_of
 from polyak.reference import step_coefficients
 
 
@@ -31,12 +32,13 @@ class Stability:
 
     def __init__(self, plan, multiplier):
         self.problem, self.problem_index = plan.problem, plan.problem_index
-        self.table, self.multiplier = plan.coefficients, multiplier
+        self.lr, self.beta, self.forms, self.multiplier = plan.lr, plan.beta, plan.forms, multiplier
 
     def __call__(self):
         smallest, largest = self.problem.spectrum_bounds()
         index = self.problem_index
-        return worst_radius(self.table, self.multiplier, smallest[index], largest[index]) > 1
+        table = coefficient_rows_of(self.forms, self.lr, self.beta, len(index))
+        return worst_radius(table, self.multiplier, smallest[index], largest[index]) > 1
 
 
 def stability(plan):

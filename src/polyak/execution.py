@@ -186,11 +186,14 @@ def _kernel_dtype(plan):
     return plan.dtype
 
 
-def _state(plan, dtype):
-    """The kernels' keyword arguments shared by every run: configurations, start, outputs."""
+def _state(plan, dtype, *, table=True):
+    """The kernels' keyword arguments shared by every run: configurations, start, outputs;
+    `table`: with the plan's (B, 8) coefficient table (the diagonal kernel builds its rows)."""
     B, n, K = len(plan), plan.dim, plan.recorded_at.size
+    rows = dict(coefficients=_as(plan.coefficients, dtype)) if table else dict(lr=plan.lr, beta=plan.beta,
+                                                                                  forms=plan.forms)
     return dict(
-        problem_index=_as(plan.problem_index, np.int64), coefficients=_as(plan.coefficients, dtype),
+        problem_index=_as(plan.problem_index, np.int64), **rows,
         schedule=_as(plan.schedule, dtype), x0=_as(plan.x0, dtype), u0=_as(plan.u0, dtype),
         x=np.empty((B, n), dtype), u=np.empty((B, n), dtype),
         loss=np.empty((B, K if "loss" in plan.record else 0), dtype),
@@ -207,7 +210,7 @@ def _outputs(plan, state, n_threads):
 
 def _diagonal_kernel(plan, n_threads):
     dtype, problem = _kernel_dtype(plan), plan.problem
-    state = _state(plan, dtype)
+    state = _state(plan, dtype, table=False)
     _call_kernel(kernels("_diagonal").run_diagonal, _work(plan), lam=_as(problem.lam, dtype),
                  c=_as(problem.c, dtype), b=_as(problem.b, dtype), every=plan.every, n_threads=n_threads, **state)
     return _outputs(plan, state, n_threads)

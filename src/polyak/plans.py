@@ -2,7 +2,8 @@
 
 A plan holds everything an execution needs: the problem (its arrays are shared by all
 configurations and never copied per configuration: a problem index column says which
-problem each configuration runs), one row of canonical coefficients per configuration (see
+problem each configuration runs), each configuration's learning rate and momentum with the
+bilinear forms that turn them into its row of canonical coefficients (see
 :func:`polyak.rules.canonical_coefficients` and COLUMNS), the learning-rate schedule, the
 starting state, the steps, what to record and the divergence bound. It says nothing of how
 to compute: :func:`polyak.execute` runs it with the compiled kernel, the NumPy reference or
@@ -18,6 +19,8 @@ pieces (:meth:`Plan.split`).
 
 import numpy as np
 
+from polyak._config import resolve_threads
+from polyak._kernels import _tables
 from polyak._memory import require_memory
 from polyak._validation import FLOAT_DTYPES, as_int, finite_real_array, require_shape, resolve_dtype
 from polyak.least_squares import MinibatchLeastSquares
@@ -41,8 +44,14 @@ PROBLEMS = (Quadratic, MinibatchLeastSquares)
 #: The most steps one run takes (steps and records are indexed with 64-bit integers).
 MAX_STEPS = 2**62
 
-_ARRAYS = ("problem_index", "coefficients", "schedule", "x0", "u0", "recorded_at")
-_PER_CONFIGURATION = ("problem_index", "coefficients", "x0", "u0")
+_ARRAYS = ("problem_index", "lr", "beta", "forms", "schedule", "x0", "u0", "recorded_at")
+_PER_CONFIGURATION = ("problem_index", "lr", "beta", "x0", "u0")
+
+
+def _all_finite(array):
+    # a sum is finite when every term is, unless finite terms overflow it: then look at each
+    # (one pass without a temporary array of flags, for the common case)
+    return bool(np.isfinite(np.sum(array))) or bool(np.all(np.isfinite(array)))
 
 
 def _restore(fields):
@@ -69,8 +78,14 @@ class Plan:
         :class:`polyak.train.MinibatchLeastSquares`, shared by the configurations.
     problem_index : ndarray of int64, shape (B,)
         The problem (row of the problem's batch) that each configuration runs.
+    lr, beta : ndarray, shape (B,) or (1,)
+        Each configuration's learning rate and momentum (one entry: shared), float64.
+    forms : ndarray, shape (8, 4)
+        Each column of the coefficient table as the bilinear form A + B·lr + C·β + D·lr·β
+        of the rule's convention (:func:`coefficient_forms`).
     coefficients : ndarray, shape (B, 8)
-        Each configuration's canonical update (columns: COLUMNS).
+        Each configuration's canonical update (columns: COLUMNS), built from the above when
+        asked for (the diagonal kernel builds its rows itself, a chunk at a time).
     schedule : ndarray, shape (T,) or (1,)
         The learning-rate multiplier of each step, or one for every step.
     x0 : ndarray, shape (B, n) or (1, n)
@@ -105,13 +120,28 @@ class Plan:
                  "dtype", "velocity_sign", "has_velocity", "buffer_at_start", "batched")
 
     def __init__(self, **fields):
+        self._adopt(fields, fresh=())
+
+    def _adopt(self, fields, fresh):
+        # the arrays named in `fresh` were made for this plan and nothing else refers to
+        # them (polyak.plan's tables): made read-only, not copied
         missing = set(self.__slots__) - set(fields)
         extra = set(fields) - set(self.__slots__)
         if missing or extra:
             raise TypeError(f"Plan fields missing: {sorted(missing)}; unknown: {sorted(extra)}")
         for name, value in fields.items():
-            object.__setattr__(self, name, _own(value) if name in _ARRAYS else value)
+            if name in fresh:
+                value.flags.writeable = False
+            elif name in _ARRAYS:
+                value = _own(value)
+            object.__setattr__(self, name, value)
         self._check()
+
+    @classmethod
+    def _made_for(cls, fresh, **fields):
+        plan = cls.__new__(cls)
+        plan._adopt(fields, fresh)
+        return plan
 
     def _check(self):
         # what the kernels rely on (shapes that agree, problem indices within the batch, sizes
@@ -124,23 +154,32 @@ class Plan:
         as_int(self.every, "every", minimum=1)
         B, n = self.problem_index.shape[0], self.problem.dim
         shapes_agree = (
-            B >= 1 and self.problem_index.ndim == 1 and self.coefficients.shape == (B, len(COLUMNS))
+            B >= 1 and self.problem_index.ndim == 1 and self.forms.shape == (len(COLUMNS), 4)
+            and self.lr.shape in ((1,), (B,)) and self.beta.shape in ((1,), (B,))
             and self.x0.ndim == 2 and self.x0.shape[0] in (1, B) and self.x0.shape[1] == n
             and self.u0.ndim == 2 and self.u0.shape[0] in (0, 1, B) and self.u0.shape[1] == n
             and self.schedule.ndim == 1 and self.schedule.shape[0] in ((1,) if self.steps == 0 else (1, self.steps))
         )
         if not shapes_agree:
             raise ValueError(
-                f"the plan's arrays do not fit together: problem_index {self.problem_index.shape}, coefficients "
-                f"{self.coefficients.shape}, x0 {self.x0.shape}, u0 {self.u0.shape}, schedule {self.schedule.shape} "
+                f"the plan's arrays do not fit together: problem_index {self.problem_index.shape}, lr {self.lr.shape}, "
+                f"beta {self.beta.shape}, forms {self.forms.shape}, x0 {self.x0.shape}, u0 {self.u0.shape}, "
+                f"schedule {self.schedule.shape} "
                 f"for {self.steps} steps, problem dimension {n}; make plans with polyak.plan")
         rows = self.problem.batch_size
-        if not (np.issubdtype(self.problem_index.dtype, np.integer) and np.all(self.problem_index >= 0)
-                and np.all(self.problem_index < rows)):
+        if not (np.issubdtype(self.problem_index.dtype, np.integer) and self.problem_index.min() >= 0
+                and self.problem_index.max() < rows):
             raise ValueError(f"problem_index must hold integers in [0, {rows}): the problems of the batch")
-        for name in ("coefficients", "schedule", "x0", "u0"):
-            if not np.all(np.isfinite(getattr(self, name))):
+        for name in ("lr", "beta", "forms", "schedule", "x0", "u0"):
+            if getattr(self, name).dtype != np.float64 and name in ("lr", "beta", "forms"):
+                raise ValueError(f"the plan's {name} must be float64; got {getattr(self, name).dtype}")
+            if not _all_finite(getattr(self, name)):
                 raise ValueError(f"the plan's {name} must be finite")
+        lr, beta = float(np.max(np.abs(self.lr))), float(np.max(np.abs(self.beta)))
+        with np.errstate(over="ignore", invalid="ignore"):  # a bound on every |coefficient|
+            largest = np.abs(self.forms) @ np.array([1.0, lr, beta, lr * beta])
+        if not np.all(np.isfinite(largest)):
+            raise ValueError("the plan's coefficients must be finite: its lr and forms overflow them")
         expected = self.problem.record_steps(self.steps, self.every) if self.record else np.zeros(0, np.int64)
         if (not isinstance(self.record, tuple) or not set(self.record) <= set(self.problem.recordable)
                 or not np.array_equal(self.recorded_at, expected)):
@@ -152,6 +191,13 @@ class Plan:
         _divergence_bound(self.divergence_bound, np.dtype(self.dtype))
         if not float(np.max(np.abs(self.x0), initial=0.0)) <= self.divergence_bound:
             raise ValueError("the plan's x0 must lie within its divergence bound")
+
+    @property
+    def coefficients(self):
+        """The (B, 8) table of COLUMNS (read-only, built anew at each access)."""
+        table = coefficient_rows_of(self.forms, self.lr, self.beta, len(self))
+        table.flags.writeable = False
+        return table
 
     def __setattr__(self, name, value):
         raise AttributeError("Plan is immutable; make a new one")
@@ -280,11 +326,13 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
                     "float32 (dtype=np.float32)" if dtype.itemsize > 4 else None,
                     "fewer configurations at a time"])
     recorded_at = problem.record_steps(steps, every) if recorded else np.zeros(0, np.int64)
-    return Plan(
+    return Plan._made_for(
+        ("problem_index",),
         kind=problem.plan_kind,
         problem=problem,
         problem_index=np.arange(B, dtype=np.int64) if problem.batched else np.zeros(B, np.int64),
-        coefficients=coefficient_table(rule, B, fresh=v0 is None),
+        lr=_rule_array(rule.lr), beta=_rule_array(rule.beta),
+        forms=coefficient_forms(rule.convention, rule.dampening, nesterov=rule.nesterov, fresh=v0 is None),
         schedule=np.array(schedule, dtype=np.float64),
         x0=np.atleast_2d(x0).astype(np.float64 if dtype in FLOAT_DTYPES else dtype),
         u0=_canonical_velocity(v0, rule.velocity_sign, n, dtype),
@@ -307,29 +355,46 @@ def _is_extended(dtype):
         return False
 
 
-def coefficient_table(rule, configurations, *, fresh):
-    """The (B, 8) table of COLUMNS for `rule`: its coefficients at η = 0 and at η = lr.
-
-    `fresh`: the run starts without a velocity (torch's first step is then undamped).
-    """
-    return coefficient_rows(rule.convention, rule.lr, rule.beta, configurations, nesterov=rule.nesterov,
-                            dampening=rule.dampening, fresh=fresh)
+def _rule_array(value):
+    # a rule's lr or beta as a plan holds them: (B,) or (1,), float64; a rule's own arrays are
+    # read-only copies that nothing else can write, so they are shared, not copied
+    array = np.atleast_1d(value)
+    return array if array.dtype == np.float64 and not array.flags.writeable else _own(array.astype(np.float64))
 
 
 def coefficient_rows(convention, lr, beta, configurations, *, nesterov, dampening, fresh):
     """The (B, 8) table of COLUMNS for learning rates and momenta (scalars or (B,) arrays) in
     one form of `convention`: the canonical coefficients at η = 0 and at η = lr."""
-    columns = _coefficients(convention, lr, beta, nesterov=nesterov, dampening=dampening, fresh=fresh)
-    columns = [np.broadcast_to(columns[name], (configurations,)) for name in COLUMNS]
+    forms = coefficient_forms(convention, dampening, nesterov=nesterov, fresh=fresh)
+    return coefficient_rows_of(forms, lr, beta, configurations)
+
+
+def coefficient_rows_of(forms, lr, beta, configurations):
+    """The (B, 8) table whose column col is forms[col] = (A, B, C, D) at each (lr, β):
+    A + B·lr + C·β + D·(lr·β), filled by a compiled loop (lr, beta: scalars or (B,))."""
     table = np.empty((configurations, len(COLUMNS)))
-    for lo in range(0, configurations, _ROWS_PER_BLOCK):  # a block of rows stays in cache while its columns fill
-        rows = slice(lo, lo + _ROWS_PER_BLOCK)
-        for j, column in enumerate(columns):
-            table[rows, j] = column[rows]
+    lr, beta = (np.ascontiguousarray(np.ravel(value), dtype=np.float64) for value in (lr, beta))
+    _tables.fill_coefficient_rows(lr=lr, beta=beta, forms=np.ascontiguousarray(forms, dtype=np.float64), table=table,
+                                  n_threads=min(resolve_threads(None), max(configurations // _ROWS_PER_THREAD, 1)))
     return table
 
 
-_ROWS_PER_BLOCK = 8192  # 512 KiB of the table: one column at a time over 10⁶ rows took 8 passes over 64 MB
+_ROWS_PER_THREAD = 65536  # fewer rows than this per thread: one thread (starting a team costs more)
+
+
+def coefficient_forms(convention, dampening, *, nesterov, fresh=True):
+    """(8, 4): each column of the coefficient table (COLUMNS) as the bilinear form
+    A + B lr + C β + D lr β it is in every convention (the values at the corners lr, β ∈
+    {0, 1}). Each column is one monomial of the form (0, 1, 1 − τ, lr, β or lr·β, see
+    :func:`polyak.rules.canonical_coefficients`), so a row built from the form is the row of
+    the canonical coefficients, bit for bit."""
+    columns = _coefficients(convention, _CORNERS_LR, _CORNERS_BETA, nesterov=nesterov, dampening=dampening,
+                            fresh=fresh)
+    f00, f10, f01, f11 = np.stack([np.broadcast_to(columns[name], (4,)) for name in COLUMNS], axis=-1)
+    return np.ascontiguousarray(np.stack([f00, f10 - f00, f01 - f00, f11 - f10 - f01 + f00], axis=-1))
+
+
+_CORNERS_LR, _CORNERS_BETA = np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])
 
 
 def _coefficients(convention, lr, beta, *, nesterov, dampening, fresh):

@@ -122,7 +122,7 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
         n_threads = as_int(n_threads, "n_threads", minimum=1)
     constants = {name: values.item() for name, values in axes.items() if values.ndim == 0}
     spec = SweepSpec(lam=lam, e0=e0, dims=dims, shape=shape, coords=coords, constants=constants, grid=bool(grid),
-                     forms=coefficient_forms(convention, dampening, nesterov=bool(np.any(axes["nesterov"]))),
+                     forms=_both_forms(convention, dampening, nesterov=bool(np.any(axes["nesterov"]))),
                      multipliers=multipliers, steps=steps, tol=tol, every=every, n_threads=n_threads,
                      level=kernels("_probe").level())
     rows = rows_per_piece(spec, chunk_size)
@@ -214,18 +214,11 @@ def _configurations(axes, problem, grid):
     return ("config",), dict(arrays), (size,)
 
 
-def coefficient_forms(convention, dampening, nesterov=True):
-    """(2, 8, 4): each column of a fresh configuration's coefficient table (polyak.plans.COLUMNS)
-    as the bilinear form A + B lr + C β + D lr β it is in every convention, without (0) and
-    with (1) nesterov (NaN where `nesterov` is False: not asked for, maybe not defined): the
-    values at the corners lr, β ∈ {0, 1}. The sweep kernel builds each configuration's row
-    from these, exactly (the forms' coefficients are 0, 1, 1 − τ or the like, and the products
-    with them exact), instead of reading a (C, 8) table."""
-    lr, beta = np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])
-    forms = np.full((2, len(COLUMNS), 4), np.nan)
+def _both_forms(convention, dampening, nesterov):
+    """(2, 8, 4): :func:`polyak.plans.coefficient_forms` without (0) and with (1) nesterov
+    (NaN where `nesterov` is False: not asked for, maybe not defined); the sweep kernel builds
+    each configuration's row from these instead of reading a (C, 8) table."""
+    forms = np.full((2, len(plans.COLUMNS), 4), np.nan)
     for accelerated in (0, 1) if nesterov else (0,):
-        table = plans.coefficient_rows(convention, lr, beta, 4, nesterov=bool(accelerated), dampening=dampening,
-                                       fresh=True)
-        f00, f10, f01, f11 = table
-        forms[accelerated] = np.stack([f00, f10 - f00, f01 - f00, f11 - f10 - f01 + f00], axis=-1)
+        forms[accelerated] = plans.coefficient_forms(convention, dampening, nesterov=bool(accelerated))
     return forms

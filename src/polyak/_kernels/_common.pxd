@@ -54,6 +54,29 @@ cdef inline void step_coefficients(const floating* row, floating multiplier, bin
     e[0] = row[E_FIXED] + row[E_SCALED] * multiplier
 
 
+cdef inline void form_row(const double* forms, double lr, double beta, floating* row,
+                          Py_ssize_t stride) noexcept nogil:
+    # row[col * stride] = A + B·lr + C·β + D·(lr·β) with (A, B, C, D) = forms[4 col .. 4 col + 3]:
+    # a configuration's row of the coefficient table from its convention's bilinear forms
+    # (polyak.plans.coefficient_forms), in float64 and rounded once, as the plan's table is
+    cdef Py_ssize_t col
+    for col in range(COLUMNS):
+        row[col * stride] = <floating>(forms[4 * col] + forms[4 * col + 1] * lr + forms[4 * col + 2] * beta
+                                       + forms[4 * col + 3] * (lr * beta))
+
+
+cdef inline void form_rows(const double* forms, const double* lr, const double* beta,
+                           floating* table, Py_ssize_t lanes) noexcept nogil:
+    # form_row for `lanes` configurations at once, column col of lane j at table[col * lanes + j]
+    # (a loop over the lanes per column, which vectorizes)
+    cdef Py_ssize_t col, j
+    for col in range(COLUMNS):
+        for j in range(lanes):
+            table[col * lanes + j] = <floating>(forms[4 * col] + forms[4 * col + 1] * lr[j]
+                                                + forms[4 * col + 2] * beta[j]
+                                                + forms[4 * col + 3] * (lr[j] * beta[j]))
+
+
 cdef inline bint lane_coefficients(const floating* table, Py_ssize_t column_stride,
                                    Py_ssize_t lane_stride, Py_ssize_t lanes, Py_ssize_t count,
                                    const bint* gone, floating multiplier, bint first,

@@ -1,7 +1,9 @@
 """Momentum-family updates on batches of diagonal quadratics f(x) = ½ Σᵢ λᵢxᵢ² + cᵀx + b.
 
 Every rule and convention reduces (``polyak.rules.canonical_coefficients``) to one canonical
-update, which a plan stores as a row of coefficients per configuration (``_common.pxd``):
+update, whose coefficients each configuration's row of the plan's table holds (``_common.pxd``;
+the kernel builds the rows from each configuration's lr and β and the convention's bilinear
+forms, a configuration or a chunk of lanes at a time, so that no (B, 8) table is made):
 
     g_t = λ ⊙ x_{t-1} + c
     u_t = β u_{t-1} + a_t g_t
@@ -40,7 +42,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from polyak._kernels._common cimport (BETA, CHECK_EVERY, COLUMNS, Settings, lane_coefficients,
+from polyak._kernels._common cimport (BETA, CHECK_EVERY, COLUMNS, Settings, form_row, form_rows, lane_coefficients,
                                       restore_state, save_state, settings, start,
                                       step_coefficients, stop_requested, within)
 
@@ -582,12 +584,16 @@ cdef inline void _lane_record(const floating* X, const floating* LAM, const floa
 
 
 cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
-                     const int64_t* problem_index, const floating* coefficients,
-                     const floating* schedule, const Settings* run, floating* x, floating* u,
+                     const int64_t* problem_index, const double* lr, const double* beta_of,
+                     Py_ssize_t lr_stride, Py_ssize_t beta_stride, const double* forms,
+                     const floating* schedule, const Settings* run, const floating* x0,
+                     Py_ssize_t x0_stride, const floating* u0, Py_ssize_t u0_stride,
+                     floating* x, floating* u,
                      floating* loss, floating* trajectory, Py_ssize_t p0, Py_ssize_t count,
                      floating* work, bint* gone) noexcept nogil:
     # configurations p0 .. p0 + count − 1 (count <= RUN_LANES) of n <= SMALL_N coordinates,
-    # from their x and u (already started), one per lane: the canonical update a check
+    # from x0 and u0 (row p at p·stride: a stride of 0 shares one row; u0 NULL: zero), one
+    # per lane, x and u written at the end: the canonical update a check
     # interval at a time (records between), the magnitude test at each check. A lane found
     # beyond the bound stops (zeroed) and is marked in `gone`: the caller runs it again alone
     # (_run_configuration), which finds where it left the bound. `work`: 4 · SMALL_N ·
@@ -599,22 +605,35 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
     cdef floating* LAM = U + SMALL_N * RUN_LANES
     cdef floating* C = LAM + SMALL_N * RUN_LANES
     cdef floating beta[RUN_LANES]
+    cdef floating table[COLUMNS * RUN_LANES]  # the lanes' rows: column col of lane j at [col * RUN_LANES + j]
     cdef floating bs[RUN_LANES]
     cdef floating fixed[3 * RUN_LANES]
     cdef floating scaled[3 * RUN_LANES]
     cdef bint unit_a = False, with_e = False, all_gone
     cdef bint varying = run.schedule_stride != 0
     cdef bint recording = loss != NULL or trajectory != NULL
+    cdef floating outside[RUN_LANES]
+    cdef double lrs[RUN_LANES]
+    cdef double betas[RUN_LANES]
+    cdef Py_ssize_t rows[RUN_LANES]
+    cdef Py_ssize_t problems[RUN_LANES]
+    # (lanes past `count` are padding: they read the last configuration's inputs, are zero,
+    # and are never written back)
     for j in range(RUN_LANES):
+        rows[j] = p0 + min(j, count - 1)
+        problems[j] = problem_index[rows[j]]
         gone[j] = j >= count
-        q = problem_index[p0 + j] if j < count else 0
-        beta[j] = coefficients[(p0 + j) * COLUMNS + BETA] if j < count else 0
-        bs[j] = b[q] if j < count else 0
-        for i in range(width):
-            X[i * RUN_LANES + j] = x[(p0 + j) * n + i] if j < count and i < n else 0
-            U[i * RUN_LANES + j] = u[(p0 + j) * n + i] if j < count and i < n else 0
-            LAM[i * RUN_LANES + j] = lam[q * n + i] if j < count and i < n else 0
-            C[i * RUN_LANES + j] = c[q * n + i] if j < count and i < n else 0
+        lrs[j], betas[j] = lr[rows[j] * lr_stride], beta_of[rows[j] * beta_stride]
+        bs[j] = b[problems[j]]
+    form_rows(forms, lrs, betas, table, RUN_LANES)
+    for j in range(RUN_LANES):
+        beta[j] = table[BETA * RUN_LANES + j] if j < count else 0
+    for i in range(width):
+        for j in range(RUN_LANES):
+            X[i * RUN_LANES + j] = x0[rows[j] * x0_stride + i] if j < count and i < n else 0
+            U[i * RUN_LANES + j] = u0[rows[j] * u0_stride + i] if u0 != NULL and j < count and i < n else 0
+            LAM[i * RUN_LANES + j] = lam[problems[j] * n + i] if j < count and i < n else 0
+            C[i * RUN_LANES + j] = c[problems[j] * n + i] if j < count and i < n else 0
     if recording:
         _lane_record(X, LAM, C, bs, p0, count, n, 0, run, loss, trajectory)
     while t < run.steps and not stop_requested(run):
@@ -623,7 +642,7 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
         if t <= 1 or varying:
             # (varying, after the first step: the parts at multiplier 0, to which _lane_steps
             # adds the scaled parts times each step's multiplier)
-            with_e = lane_coefficients(coefficients + p0 * COLUMNS, 1, COLUMNS, RUN_LANES, count, gone,
+            with_e = lane_coefficients(table, RUN_LANES, 1, RUN_LANES, count, gone,
                                        0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
                                        fixed, scaled)
             unit_a = True
@@ -639,18 +658,22 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
                 _lane_record(X, LAM, C, bs, p0, count, n, s // run.every, run, loss, trajectory)
         t = t_end
         if t % CHECK_EVERY == 0 or t == run.steps:
+            # (the magnitude test without branches, all lanes at once: padding and stopped
+            # lanes are zero and pass it)
+            for j in range(RUN_LANES):
+                outside[j] = 0
+            for i in range(width):
+                for j in range(RUN_LANES):
+                    outside[j] += not ((X[i * RUN_LANES + j] <= run.bound) & (X[i * RUN_LANES + j] >= -run.bound))
             all_gone = True
             for j in range(count):
-                if not gone[j]:
-                    for i in range(n):
-                        if not (X[i * RUN_LANES + j] <= run.bound and X[i * RUN_LANES + j] >= -run.bound):
-                            gone[j] = True
-                    if gone[j]:  # run again alone, later: zero, and out of the way
-                        beta[j] = 0
-                        for i in range(3):
-                            fixed[i * RUN_LANES + j] = scaled[i * RUN_LANES + j] = 0
-                        for i in range(width):
-                            X[i * RUN_LANES + j] = U[i * RUN_LANES + j] = 0
+                if not gone[j] and outside[j] != 0:
+                    gone[j] = True  # run again alone, later: zero, and out of the way
+                    beta[j] = 0
+                    for i in range(3):
+                        fixed[i * RUN_LANES + j] = scaled[i * RUN_LANES + j] = 0
+                    for i in range(width):
+                        X[i * RUN_LANES + j] = U[i * RUN_LANES + j] = 0
                 all_gone = all_gone and gone[j]
             if all_gone:
                 break
@@ -672,7 +695,8 @@ def check_every():
 
 
 def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const floating[::1] b,
-                 const int64_t[::1] problem_index, const floating[:, ::1] coefficients,
+                 const int64_t[::1] problem_index, const double[::1] lr, const double[::1] beta,
+                 const double[:, ::1] forms,
                  const floating[::1] schedule, const floating[:, ::1] x0,
                  const floating[:, ::1] u0, floating[:, ::1] x, floating[:, ::1] u,
                  floating[:, ::1] loss, floating[:, :, ::1] trajectory,
@@ -681,8 +705,9 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     """Runs the canonical update for B configurations (see the module docstring).
 
     NumPy equivalent: ``polyak.reference.momentum`` (quadratic_gradient). Configuration p runs problem
-    q = problem_index[p] (lam[q], c[q], b[q]: (P, n), (P, n), (P,)) with coefficients[p]
-    (a row of the plan's table, see _common.pxd) and the per-step multipliers `schedule`
+    q = problem_index[p] (lam[q], c[q], b[q]: (P, n), (P, n), (P,)) with the row of
+    coefficients (see _common.pxd) that the bilinear forms `forms` (COLUMNS, 4) give at lr[p]
+    and beta[p] (B entries, or one for all) and the per-step multipliers `schedule`
     (T of them, or one for all steps), from x0[p] and u0[p] (one row: shared; u0 of no rows:
     zero). Outputs, all written: x and u (B, n), the final state; loss (B, T // every + 1) and
     trajectory (B, T // every + 1, n), or (B, 0) and (B, 0, n) to skip them; steps_taken,
@@ -693,11 +718,13 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     validated by the caller (polyak.execute).
     """
     cdef Py_ssize_t p, q, j, chunk, count
+    cdef Py_ssize_t lr_stride = 0 if lr.shape[0] == 1 else 1, beta_stride = 0 if beta.shape[0] == 1 else 1
+    cdef floating* row
     cdef Settings run = settings(x.shape[0], x.shape[1], steps, every,
                                  max(loss.shape[1], trajectory.shape[1]), schedule.shape[0], bound,
                                  &stop[0])
     cdef bint lanes = run.n <= SMALL_N
-    cdef Py_ssize_t size = 2 * run.n + (4 * SMALL_N * RUN_LANES if lanes else 0)
+    cdef Py_ssize_t size = 2 * run.n + COLUMNS + (4 * SMALL_N * RUN_LANES if lanes else 0)
     cdef Py_ssize_t chunks = (run.configurations + RUN_LANES - 1) // RUN_LANES
     cdef floating* saved
     cdef bint* gone
@@ -706,6 +733,7 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     with nogil, parallel(num_threads=n_threads):
         saved = <floating*>malloc(size * sizeof(floating))
         gone = <bint*>malloc(RUN_LANES * sizeof(bint))
+        row = saved + 2 * run.n  # a configuration's coefficients, after its 2n of saved state
         if lanes:
             for chunk in prange(chunks, schedule="static"):
                 if saved == NULL or gone == NULL:
@@ -714,18 +742,20 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                 p = chunk * RUN_LANES
                 count = min(RUN_LANES, run.configurations - p)
                 for j in range(count):
-                    start(x, u, x0, u0, p + j)
                     diverged[p + j] = False
-                _run_lanes(&lam[0, 0], &c[0, 0], &b[0], &problem_index[0], &coefficients[0, 0], &schedule[0],
-                           &run, &x[0, 0], &u[0, 0], &loss[0, 0] if loss.shape[1] > 0 else NULL,
+                _run_lanes(&lam[0, 0], &c[0, 0], &b[0], &problem_index[0], &lr[0], &beta[0], lr_stride,
+                           beta_stride, &forms[0, 0], &schedule[0], &run, &x0[0, 0], 0 if x0.shape[0] == 1 else run.n,
+                           &u0[0, 0] if u0.shape[0] > 0 else NULL, 0 if u0.shape[0] == 1 else run.n,
+                           &x[0, 0], &u[0, 0], &loss[0, 0] if loss.shape[1] > 0 else NULL,
                            &trajectory[0, 0, 0] if trajectory.shape[1] > 0 else NULL, p, count,
-                           saved + 2 * run.n, gone)
+                           saved + 2 * run.n + COLUMNS, gone)
                 for j in range(count):
                     if gone[j]:  # left the bound: alone again, to find where
                         start(x, u, x0, u0, p + j)
                         q = problem_index[p + j]
+                        form_row(&forms[0, 0], lr[(p + j) * lr_stride], beta[(p + j) * beta_stride], row, 1)
                         steps_taken[p + j] = _run_configuration(
-                            &lam[q, 0], &c[q, 0], b[q], &coefficients[p + j, 0], &schedule[0], &run,
+                            &lam[q, 0], &c[q, 0], b[q], row, &schedule[0], &run,
                             &x[p + j, 0], &u[p + j, 0], &loss[p + j, 0] if loss.shape[1] > 0 else NULL,
                             &trajectory[p + j, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p + j],
                             saved)
@@ -738,8 +768,9 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                     continue
                 q = problem_index[p]
                 start(x, u, x0, u0, p)
+                form_row(&forms[0, 0], lr[p * lr_stride], beta[p * beta_stride], row, 1)
                 steps_taken[p] = _run_configuration(
-                    &lam[q, 0], &c[q, 0], b[q], &coefficients[p, 0], &schedule[0], &run,
+                    &lam[q, 0], &c[q, 0], b[q], row, &schedule[0], &run,
                     &x[p, 0], &u[p, 0], &loss[p, 0] if loss.shape[1] > 0 else NULL,
                     &trajectory[p, 0, 0] if trajectory.shape[1] > 0 else NULL, &diverged[p], saved)
         free(saved)
