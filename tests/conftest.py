@@ -121,7 +121,7 @@ def unstable(problem, rule, steps):
     the gradient rounds to exactly 0 in one order of evaluation and to 1e-8 in another).
     """
     lam = problem.eigenbasis()[0].astype(float) * np.ones((problem.batch_size, 1))
-    schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
+    schedule = np.ones(1) if steps == 0 else rule.multipliers(steps)
     lr = np.broadcast_to(rule.lr, (problem.batch_size,))[:, None, None] * schedule[None, :, None]
     beta = np.broadcast_to(rule.beta, (problem.batch_size,))[:, None, None]
     radius = polyak.analysis.spectral_radius(lr, beta, lam[:, None, :], convention=rule.convention,

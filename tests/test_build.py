@@ -38,7 +38,7 @@ from polyak._kernels import _build, _diagonal
 
 KERNELS = Path(polyak.__file__).parent / "_kernels"
 #: The modules compiled once per level.
-PER_LEVEL = ("_diagonal", "_dense", "_train", "_sgd", "_probe")
+PER_LEVEL = ("_diagonal", "_dense", "_train", "_sgd", "_probe", "_sweep", "_nqm")
 X86_LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 #: Each level's vector width in bytes and the flag that targets it (or the fallback flag
 #: setup.py uses with a compiler that does not know the level's name).

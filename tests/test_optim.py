@@ -62,27 +62,33 @@ def test_mxnet_has_no_nesterov_form():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_kernel_equals_its_twin_on_large_arrays_and_threads(dtype):
+    # one call, each array with its own row of constants (as parameter groups and a buffer's
+    # first step have): the kernel against polyak.reference.sgd_step, on 1 and 2 threads
     from polyak._config import kernels
+    from polyak._optim_layout import chunk_table
 
-    sizes = [200_001, 3, 70_000]
-    for first, e, momentum in [(True, 0.0, True), (False, 0.05, True), (False, 0.0, False)]:
-        params, grads, buffers = ([RNG.normal(size=n).astype(dtype) for n in sizes] for _ in range(3))
-        chunks = polyak.optim._chunk_table(params)
-        constants = dict(sign=-1.0, decay=0.01, decoupled=0.001, beta=0.9, a=0.7, k=0.05, e=e,
-                         momentum=momentum, first=first)
-        results = []
-        for threads in (1, 2):
-            p, b = [x.copy() for x in params], [x.copy() for x in buffers]
-            kernels("_sgd").sgd_step(np.empty(0, dtype), p, grads, b, *chunks, constants, threads)
-            results.append((p, b))
-        for i in range(3):
-            np.testing.assert_array_equal(results[0][0][i], results[1][0][i])  # thread count: bit for bit
-            p, b = params[i].copy(), buffers[i].copy()
-            polyak.reference.sgd_step(p, grads[i], b, **constants)
-            tolerance = dict(rtol=1e-13, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(results[0][0][i], p, **tolerance)
-            if momentum:
-                np.testing.assert_allclose(results[0][1][i], b, **tolerance)
+    module = kernels("_sgd")
+    rows = [dict(sign=-1.0, decay=0.01, decoupled=0.001, beta=0.9, a=0.7, k=0.05, e=0.0, momentum=True, first=True),
+            dict(sign=1.0, decay=0.0, decoupled=0.0, beta=0.8, a=0.6, k=0.04, e=0.05, momentum=True, first=False),
+            dict(sign=1.0, decay=0.02, decoupled=0.0, beta=0.0, a=1.0, k=0.03, e=0.0, momentum=False, first=False),
+            dict(sign=-1.0, decay=0.0, decoupled=0.0, beta=0.5, a=1.0, k=0.1, e=0.0, momentum=True, first=False)]
+    table = np.array([[float(row[name]) for name in module.COLUMN_NAMES] for row in rows])
+    sizes = [200_001, 3, 70_000, 40_000]
+    params, grads, buffers = ([RNG.normal(size=n).astype(dtype) for n in sizes] for _ in range(3))
+    chunks = chunk_table(params, rows=range(len(rows)))
+    results = []
+    for threads in (1, 2):
+        p, b = [x.copy() for x in params], [x.copy() for x in buffers]
+        module.sgd_step(np.empty(0, dtype), p, grads, b, chunks.array, chunks.start, chunks.length, chunks.row,
+                        table, threads)
+        results.append((p, b))
+    tolerance = dict(rtol=1e-13, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for i, row in enumerate(rows):
+        np.testing.assert_array_equal(results[0][0][i], results[1][0][i])  # thread count: bit for bit
+        p, b = params[i].copy(), buffers[i].copy()
+        polyak.reference.sgd_step(p, grads[i], b, **row)
+        np.testing.assert_allclose(results[0][0][i], p, **tolerance)
+        np.testing.assert_allclose(results[0][1][i], b, **tolerance)  # untouched without momentum
 
 
 def test_state_dict_round_trips_exactly():
@@ -116,8 +122,8 @@ def test_fortran_ordered_parameters_and_their_state_match_torch():
         theirs.step()
     np.testing.assert_allclose(ours.state_dict()["momentum_buffers"][0], theirs.state[tensor]["momentum_buffer"].numpy(), rtol=1e-12)
     state = ours.state_dict()
-    state["momentum_buffers"][0] = theirs.state[tensor]["momentum_buffer"].numpy().copy()
-    ours.load_state_dict(state)
+    ours.load_state_dict({"state": {0: {"momentum_buffer": theirs.state[tensor]["momentum_buffer"].numpy().copy()}},
+                          "param_groups": state["param_groups"]})
     grad = RNG.normal(size=(4, 6))
     tensor.grad = torch.tensor(grad)
     ours.step([grad])
@@ -141,8 +147,8 @@ def test_a_missing_buffer_starts_alone_like_torch():
 
     both_step()
     state = ours.state_dict()
-    state["momentum_buffers"][1] = None  # as if the second parameter had no state yet
-    ours.load_state_dict(state)
+    del state["state"][1]  # as if the second parameter had no state yet (torch's layout alone)
+    ours.load_state_dict({key: state[key] for key in ("state", "param_groups", "steps")})
     del theirs.state[tensors[1]]
     both_step()
     both_step()
@@ -152,7 +158,7 @@ def test_a_missing_buffer_starts_alone_like_torch():
 
 def test_parameters_and_gradients_may_not_share_memory():
     a, b = np.ones(50_000), np.ones(50_000)
-    with pytest.raises(ValueError, match="two parameters share memory"):
+    with pytest.raises(ValueError, match=r"is in param_groups\[0\] twice"):
         SGD([a, a], lr=0.1)
     with pytest.raises(ValueError, match="two parameters share memory"):
         SGD([a, a[10:]], lr=0.1)
@@ -215,7 +221,7 @@ def test_bad_parameters_and_gradients_update_nothing():
         SGD([np.zeros(3, dtype=np.int64)], lr=0.1)
     frozen = np.zeros(3)
     frozen.flags.writeable = False
-    with pytest.raises(ValueError, match="parameter 0 is read-only"):
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[0\] is read-only"):
         SGD([frozen], lr=0.1)
     with pytest.raises(ValueError, match="not contiguous"):
         SGD([np.zeros((4, 4))[:, ::2]], lr=0.1)
@@ -235,8 +241,8 @@ def test_bad_parameters_and_gradients_update_nothing():
 
 
 @pytest.mark.parametrize("change, match", [
-    (lambda s: {**s, "extra": 1}, r"a state must be a dict with the keys"),
-    (lambda s: {k: v for k, v in s.items() if k != "steps"}, r"a state must be a dict with the keys"),
+    (lambda s: {**s, "extra": 1}, r"a state has the keys .* got unknown \['extra'\]"),
+    (lambda s: {k: v for k, v in s.items() if k != "param_groups"}, r"needs both 'state' and 'param_groups'"),
     (lambda s: {**s, "hyperparameters": {**s["hyperparameters"], "foo": 1}}, r"the state's hyperparameters must be"),
     (lambda s: {**s, "hyperparameters": {k: v for k, v in s["hyperparameters"].items() if k != "lr"}},
      r"the state's hyperparameters must be"),

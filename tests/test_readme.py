@@ -20,11 +20,17 @@ def test_readme_example_runs(capsys):
     best, fastest = namespace["swept"].best("rate"), namespace["swept"].best()
     assert (round(best["lr"], 2), round(best["beta"], 2), round(best["rate"], 3)) == (0.65, 0.41, 0.640)
     assert (round(fastest["lr"], 2), round(fastest["beta"], 2), fastest["steps_to_tol"]) == (0.64, 0.43, 23)
+    assert list(namespace["heavy_ball"].steps[[0, -1]]) == [1367063, 174]
+    assert list(namespace["sgd"].steps[[0, -1]]) == [1533684, 7116]
+    assert (namespace["heavy_ball"].critical_batch_size(), namespace["sgd"].critical_batch_size()) == (32768, 1024)
+    assert abs(2 * namespace["exact"] - 0.5175247025) < 1e-10
+    mc = namespace["mc"]
+    assert abs(mc.mean[37] - namespace["exact"]) < 5 * mc.stderr[37]
 
 
 def test_readme_commands_are_the_ones_ci_runs():
     readme = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    test_command = re.search(r'pip install "\.\[test,sweep\]" && (pytest[^\n`]*)', readme).group(1).strip()
+    test_command = re.search(r'pip install "\.\[test,sweep,plot\]" && (pytest[^\n`]*)', readme).group(1).strip()
     assert test_command in ci
     assert "pip install . && python -m polyak" in readme

@@ -12,7 +12,7 @@ which `execute` runs with the kernel, the reference or the closed form, whole or
 [0.007188, 0.002553]
 """
 
-from polyak import analysis, data, optim, problems, reference, rules, train
+from polyak import analysis, data, nqm, optim, problems, reference, rules, schedules, train
 from polyak._config import __version__, show_config
 from polyak.execution import execute
 from polyak.plans import Plan, plan
@@ -36,9 +36,11 @@ __all__ = [
     "optim",
     "plan",
     "problems",
+    "nqm",
     "reference",
     "rules",
     "run",
+    "schedules",
     "show_config",
     "sweep",
     "load_sweep",

@@ -5,6 +5,7 @@
 ``polyak config``               the build's configuration (polyak.show_config)
 ``polyak sweep ...``            a grid of (lr, beta) into a store, and its summary (``--help``)
 ``polyak show PATH``            the summary of a sweep's store
+``polyak tour [--out DIR]``     every figure as PNG + SVG, an index.html and a summary (polyak[plot])
 
 Each subcommand is a function taking the parsed arguments (``set_defaults(func=...)``), so
 a new one is a parser and a function.
@@ -15,6 +16,7 @@ import sys
 
 from polyak._cli_sweep import add_commands as add_sweep_commands
 from polyak._config import show_config
+from polyak._tour import add_command as add_tour_command
 from polyak.analysis import rate
 from polyak.plans import MAX_STEPS
 from polyak.problems import ill_conditioned_2d
@@ -104,6 +106,7 @@ def parser():
     config = commands.add_parser("config", help="the build's configuration")
     config.set_defaults(func=_config)
     add_sweep_commands(commands)
+    add_tour_command(commands)
     top.set_defaults(func=_textbook)
     return top
 

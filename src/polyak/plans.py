@@ -308,9 +308,7 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
         v0 = require_shape(finite_real_array(v0, "v0"), starts, "v0")
     operands = problem.operands()
     dtype = _EXTENDED if _is_extended(dtype) else resolve_dtype(dtype, *operands.values(), x0, v0)
-    if rule.schedule is not None and rule.schedule.size < steps:
-        raise ValueError(f"schedule has {rule.schedule.size} multipliers but steps={steps} needs {steps}")
-    schedule = np.ones(1) if rule.schedule is None or steps == 0 else rule.schedule[:steps]
+    schedule = rule.multipliers(steps)
     for name, values in dict(lr=rule.lr, beta=rule.beta, **operands, x0=x0, v0=v0, schedule=schedule).items():
         if values is not None:
             _require_representable(values, name, dtype)

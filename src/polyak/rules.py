@@ -1,6 +1,7 @@
 """Update rules: gradient descent and heavy-ball momentum in every convention users meet.
 
-With gₜ the gradient at xₜ₋₁, ηₜ = lr · schedule[t−1] (ηₜ = lr without a schedule) and
+With gₜ the gradient at xₜ₋₁, ηₜ = lr · schedule[t−1] (ηₜ = lr without a schedule; a schedule
+of :mod:`polyak.schedules` gives schedule[t] = its learning rate at epoch t over lr) and
 v₀ = 0, the conventions are:
 
 ============  ==================================  ===================================
@@ -39,6 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from polyak._lr_scheduler import LRScheduler, check_schedule, schedule_multipliers
 from polyak._validation import finite_real_array, read_only
 
 __all__ = ["GD", "Momentum", "CONVENTIONS", "Coefficients", "canonical_coefficients", "resolve_convention"]
@@ -157,6 +159,19 @@ def _show(array):
     return f"{float(array):g}" if array.ndim == 0 else f"array of {array.size}"
 
 
+def _show_schedule(schedule):
+    return repr(schedule) if isinstance(schedule, LRScheduler) else f"<{schedule.size} steps>"
+
+
+def _same(mine, theirs):
+    # two arguments of rules: None, arrays, or schedules (compared by their parameters)
+    if mine is None or theirs is None:
+        return mine is theirs
+    if isinstance(mine, LRScheduler) or isinstance(theirs, LRScheduler):
+        return type(mine) is type(theirs) and mine == theirs
+    return np.array_equal(mine, theirs)
+
+
 def _rebuild(cls, arguments):
     # unpickling and copying: construct anew, which validates and makes the arrays read-only
     return cls(**arguments)
@@ -182,13 +197,7 @@ class _Rule:
         check_form(convention, dampening, nesterov)
         if nesterov and not np.all(beta > 0):
             raise ValueError("nesterov momentum requires beta > 0")
-        if schedule is not None:
-            schedule = finite_real_array(schedule, "schedule")
-            if schedule.ndim != 1:
-                raise ValueError(f"schedule must be a 1-D array of per-step multipliers; got shape {schedule.shape}")
-            if not np.all(schedule >= 0):
-                raise ValueError(f"schedule multipliers must be >= 0; got {schedule.min()}")
-            schedule = read_only(schedule.copy())
+        schedule = check_schedule(schedule)
         for name, value in zip(_Rule.__slots__, (lr, beta, convention, dampening, bool(nesterov), schedule)):
             object.__setattr__(self, name, value)
 
@@ -209,11 +218,7 @@ class _Rule:
         if type(other) is not type(self):
             return NotImplemented
         mine, theirs = self._arguments(), other._arguments()
-        return mine.keys() == theirs.keys() and all(
-            (mine[key] is None and theirs[key] is None)
-            or (mine[key] is not None and theirs[key] is not None and np.array_equal(mine[key], theirs[key]))
-            for key in mine
-        )
+        return mine.keys() == theirs.keys() and all(_same(mine[key], theirs[key]) for key in mine)
 
     __hash__ = None  # equal rules may hold equal arrays: no hash, as for arrays
 
@@ -237,6 +242,11 @@ class _Rule:
         """True when a fresh run's first step takes the whole gradient (torch's b₁ = g₁)."""
         return self.convention == UNDAMPED_FIRST_STEP
 
+    def multipliers(self, steps):
+        """The learning-rate multipliers of a run of `steps` steps: (steps,), or ones(1) for a
+        constant rate; a ValueError when the schedule is shorter than the run."""
+        return schedule_multipliers(self.schedule, steps, self.lr)
+
     def coefficients(self, eta=None, *, first_step=False):
         """The canonical (a, k, e) of a step of size `eta` (default: lr), one per problem.
 
@@ -253,8 +263,10 @@ class GD(_Rule):
     ----------
     lr : float or array_like of shape (B,)
         Learning rate(s) > 0, one per problem when an array.
-    schedule : array_like, optional
-        Per-step multipliers >= 0 of the learning rate (at least `steps` of them).
+    schedule : array_like or polyak.schedules schedule, optional
+        Per-step multipliers >= 0 of the learning rate (at least `steps` of them), or a
+        schedule such as ``polyak.schedules.CosineAnnealingLR(T_max=100)``, whose learning
+        rates over lr give them (see :mod:`polyak.schedules`).
     """
 
     __slots__ = ()
@@ -270,7 +282,7 @@ class GD(_Rule):
         return False
 
     def __repr__(self):
-        schedule = "" if self.schedule is None else f", schedule=<{self.schedule.size} steps>"
+        schedule = "" if self.schedule is None else f", schedule={_show_schedule(self.schedule)}"
         return f"GD(lr={_show(self.lr)}{schedule})"
 
 
@@ -290,8 +302,10 @@ class Momentum(_Rule):
         PyTorch's τ in [0, 1], only with convention="torch".
     nesterov : bool
         PyTorch's Nesterov form (d2l, torch) or Keras' (goodfellow); needs β > 0 and τ = 0.
-    schedule : array_like, optional
-        Per-step multipliers >= 0: ηₜ = lr · schedule[t−1].
+    schedule : array_like or polyak.schedules schedule, optional
+        Per-step multipliers >= 0: ηₜ = lr · schedule[t−1]; or a schedule of
+        :mod:`polyak.schedules` (``schedule=polyak.schedules.StepLR(step_size=30)``), whose
+        learning rates over lr are the multipliers.
     """
 
     __slots__ = ()
@@ -310,5 +324,5 @@ class Momentum(_Rule):
         if self.nesterov:
             extras.append("nesterov=True")
         if self.schedule is not None:
-            extras.append(f"schedule=<{self.schedule.size} steps>")
+            extras.append(f"schedule={_show_schedule(self.schedule)}")
         return f"Momentum(lr={_show(self.lr)}, beta={_show(self.beta)}, {', '.join(extras)})"

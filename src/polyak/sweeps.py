@@ -22,12 +22,13 @@ import numpy as np
 
 from polyak import plans
 from polyak._config import kernels
+from polyak._lr_scheduler import check_schedule, schedule_multipliers
 from polyak._memory import require_memory
 from polyak._sweep_result import METRICS, SweepResult
 from polyak._sweep_run import SweepSpec, pieces, rows_per_piece, run_pieces
 from polyak._sweep_store import MemorySink, identity, kind_of, load_sweep, open_store
 from polyak._validation import as_int, finite_real_array, require_shape
-from polyak.plans import COLUMNS, MAX_STEPS
+from polyak.plans import MAX_STEPS
 from polyak.problems import Quadratic
 from polyak.rules import as_dampening, check_form, resolve_convention
 
@@ -55,7 +56,8 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
     nesterov : bool or 1-D array of bool
         An axis too (β = 0 with nesterov is gradient descent).
     convention, dampening, schedule
-        As for :class:`polyak.Momentum` (the schedule: one multiplier per step, shared).
+        As for :class:`polyak.Momentum` (the schedule: one multiplier per step, shared, or a
+        :mod:`polyak.schedules` schedule).
     x0 : array_like, shape (n,), optional
         The start; ones by default (every eigendirection of a diagonal problem excited equally).
     tol : float > 0, optional
@@ -112,7 +114,7 @@ def sweep(problem, steps, *, lr, beta=0.0, nesterov=False, convention="d2l", dam
             raise ValueError(f"tol must be > 0; got {tol}")
     if every is not None:
         every = as_int(every, "every", minimum=1)
-    multipliers = _schedule(schedule, steps)
+    multipliers = schedule_multipliers(check_schedule(schedule), steps, axes["lr"])
     lam, e0 = _error_coordinates(problem, x0)
     if not isinstance(grid, (bool, np.bool_)):
         raise TypeError(f"grid must be True or False; got {grid!r}")
@@ -156,17 +158,6 @@ def _axis(value, name, kind):
     if array.ndim > 1 or array.size == 0:
         raise ValueError(f"{name} must be a scalar or a non-empty 1-D array; got shape {array.shape}")
     return array
-
-
-def _schedule(schedule, steps):
-    if schedule is None:
-        return np.ones(1)
-    values = np.asarray(finite_real_array(schedule, "schedule"), dtype=np.float64)
-    if values.ndim != 1 or values.size < steps:
-        raise ValueError(f"schedule must be a 1-D array of at least steps={steps} multipliers; got shape {values.shape}")
-    if np.any(values < 0):
-        raise ValueError("schedule multipliers must be >= 0")
-    return values[:steps] if steps else np.ones(1)
 
 
 def _error_coordinates(problem, x0):

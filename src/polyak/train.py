@@ -35,7 +35,10 @@ def linear_regression(X, y, rule, *, batch_size=10, epochs=2, seed=0, record_eve
         float32 or float64 (the arithmetic follows X's dtype; integers become float64).
     rule : GD or Momentum
         One configuration, or C of them (arrays of lr and β): any convention, nesterov,
-        torch's dampening, and a schedule (one multiplier per minibatch step).
+        torch's dampening, and a schedule: one multiplier per minibatch step, or a schedule of
+        :mod:`polyak.schedules` stepped once per minibatch, as torch's scheduler would be
+        (``polyak.Momentum(0.02, 0.9, schedule=polyak.schedules.StepLR(step_size=50))``; at
+        least epochs × minibatches steps long).
     batch_size, epochs, seed, record_every : int
     n_threads : int, optional
     implementation : "kernel" or "reference" (the NumPy twin in polyak.reference)

@@ -1,6 +1,7 @@
 """One fused optimizer step over flat parameter arrays: a single pass, no temporaries.
 
-For every element, with s = −1 when maximizing (else 1):
+For every element, with the numbers of its chunk's row of the constants table (one row per
+parameter group and first/later step), s = −1 when maximizing (else 1):
 
     g = s·grad + w·param                     (coupled weight decay w; 0 when decoupled)
     param ← param − w_d·param                (decoupled weight decay w_d = lr·wd, Keras)
@@ -23,18 +24,24 @@ from libc.stdint cimport int64_t
 
 cnp.import_array()
 
+# The columns of a row of the constants table (polyak.optim builds it in this order).
+cdef enum:
+    SIGN        # −1 when maximizing, else 1
+    DECAY       # coupled weight decay, added to the gradient
+    DECOUPLED   # lr · weight decay, taken from the parameter first (Keras)
+    BETA        # momentum
+    A           # u = β u + a g
+    K           # param −= k u + e g
+    E
+    MOMENTUM    # 1: a buffer exists (β ≠ 0), else 0
+    FIRST       # 1: the buffer starts at this step (u = a g), else 0
+    COLUMNS
 
-cdef struct StepConstants:
-    # one step's numbers, the same for every element of the arrays of a call
-    double sign       # −1 when maximizing, else 1
-    double decay      # coupled weight decay, added to the gradient
-    double decoupled  # lr · weight decay, taken from the parameter first (Keras)
-    double beta       # momentum
-    double a          # u = β u + a g
-    double k          # param −= k u + e g
-    double e
-    bint momentum     # a buffer exists (β ≠ 0)
-    bint first        # the buffer starts at this step: u = a g
+cdef enum:
+    GRAIN = 32768  # the fewest elements a thread takes: smaller steps run on fewer threads (torch's grain size)
+
+#: The names of the columns, in order: the keyword arguments of polyak.reference.sgd_step.
+COLUMN_NAMES = ("sign", "decay", "decoupled", "beta", "a", "k", "e", "momentum", "first")
 
 
 cdef inline void _step(floating* param, const floating* grad, floating* buf, Py_ssize_t n,
@@ -59,14 +66,14 @@ cdef inline void _step(floating* param, const floating* grad, floating* buf, Py_
         param[i] = p
 
 
-cdef inline void _step_flags(floating* param, const floating* grad, floating* buf, Py_ssize_t n,
-                             const StepConstants* c) noexcept nogil:
-    # _step with the flags made compile-time constants: a vectorized loop for each case
-    cdef floating sign = c.sign, decay = c.decay, decoupled = c.decoupled
-    cdef floating beta = c.beta, a = c.a, k = c.k, e = c.e
-    if not c.momentum:
+cdef inline void _step_row(floating* param, const floating* grad, floating* buf, Py_ssize_t n,
+                           const double* c) noexcept nogil:
+    # _step with the row's flags made compile-time constants: a vectorized loop for each case
+    cdef floating sign = <floating>c[SIGN], decay = <floating>c[DECAY], decoupled = <floating>c[DECOUPLED]
+    cdef floating beta = <floating>c[BETA], a = <floating>c[A], k = <floating>c[K], e = <floating>c[E]
+    if c[MOMENTUM] == 0:
         _step(param, grad, buf, n, sign, decay, decoupled, beta, a, k, e, False, False, False)
-    elif c.first:
+    elif c[FIRST] != 0:
         if e != 0:
             _step(param, grad, buf, n, sign, decay, decoupled, beta, a, k, e, True, True, True)
         else:
@@ -90,28 +97,41 @@ cdef void** _addresses(list arrays) except NULL:
 
 def sgd_step(floating[::1] dtype_tag, list params, list grads, list buffers,
              const int64_t[::1] chunk_array, const int64_t[::1] chunk_start,
-             const int64_t[::1] chunk_length, StepConstants constants, int n_threads):
+             const int64_t[::1] chunk_length, const int64_t[::1] chunk_row,
+             const double[:, ::1] constants, int n_threads):
     """One step on many flat arrays of one dtype (that of `dtype_tag`), in place.
 
-    NumPy equivalent: ``polyak.reference.sgd_step`` on each array. `params`, `grads` and
-    `buffers` are lists of contiguous 1-D arrays (buffers: unused without momentum); chunk q
-    covers elements chunk_start[q] to + chunk_length[q] of array chunk_array[q]. The caller
-    validates them.
+    NumPy equivalent: ``polyak.reference.sgd_step(params[i][lo:lo+n], grads[i][lo:lo+n],
+    buffers[i][lo:lo+n], **constants[r])`` for every chunk (i, lo, n, r) = (chunk_array[q],
+    chunk_start[q], chunk_length[q], chunk_row[q]). `params`, `grads` and `buffers` are
+    lists of contiguous 1-D arrays, one each per array (a buffer is read only by rows with
+    momentum); `constants` has a column for each of COLUMN_NAMES, in that order. The
+    caller validates them (chunks inside their arrays, rows inside the table).
     """
-    cdef Py_ssize_t q, i, lo, chunks = chunk_array.shape[0]
-    cdef void** param_data = _addresses(params)
+    cdef Py_ssize_t q, i, lo, chunks = chunk_array.shape[0], elements = 0
+    cdef int threads
+    cdef const double* row
+    cdef void** param_data = NULL
     cdef void** grad_data = NULL
     cdef void** buffer_data = NULL
+    if constants.shape[1] != COLUMNS:
+        raise ValueError(f"constants must have {len(COLUMN_NAMES)} columns; got {constants.shape[1]}")
+    for q in range(chunks):
+        elements += chunk_length[q]
+    # at least GRAIN elements per thread: a small step stays on this thread (waking another costs more)
+    threads = <int>min(n_threads, max(1, elements // GRAIN))
     try:
+        param_data = _addresses(params)
         grad_data = _addresses(grads)
-        buffer_data = _addresses(buffers if constants.momentum else [])
+        buffer_data = _addresses(buffers)
         with nogil:
-            for q in prange(chunks, schedule="static", num_threads=n_threads):
+            for q in prange(chunks, schedule="static", num_threads=threads):
                 i = chunk_array[q]
                 lo = chunk_start[q]
-                _step_flags(<floating*>param_data[i] + lo, <const floating*>grad_data[i] + lo,
-                            <floating*>buffer_data[i] + lo if constants.momentum else NULL,
-                            chunk_length[q], &constants)
+                row = &constants[chunk_row[q], 0]
+                _step_row(<floating*>param_data[i] + lo, <const floating*>grad_data[i] + lo,
+                          <floating*>buffer_data[i] + lo if row[MOMENTUM] != 0 else NULL,
+                          chunk_length[q], row)
     finally:
         PyMem_Free(param_data)
         PyMem_Free(grad_data)
