@@ -122,7 +122,15 @@ def test_expected_loss_matches_the_exact_recursion(config, t):
     model, lr, beta, b, p = config
     reference = loss_reference(model, lr, beta, b, p, t)[-1]
     value = nqm.expected_loss(model, t, lr=lr, beta=beta, batch_size=b, precondition=p)
-    assert value == pytest.approx(reference, rel=1e-12, abs=1e-300)
+    # (absolutely, within rounding of the initial loss: φ_t cancels to exactly 0 at some steps,
+    # e.g. x = 1, β = ¼: θ₁ = (1 + β − x)θ₀ − βθ₀ = 0, which the closed form gives as ~ε²·s0)
+    assert value == pytest.approx(reference, rel=1e-12, abs=1e-15 * model.initial_loss() + 1e-300)
+
+
+def test_a_step_that_cancels_the_start_exactly_gives_a_loss_within_rounding_of_zero():
+    model = nqm.NoisyQuadratic([1.0], c=[0.0])  # x = lr h = 1, β = ¼: θ₁ = ¼θ₀ − ¼θ₀ = 0
+    assert abs(nqm.expected_loss(model, 1, lr=1.0, beta=0.25)) < 1e-30
+    assert nqm.expected_loss(model, 2, lr=1.0, beta=0.25) == pytest.approx(0.5 * 0.0625, rel=1e-12)  # θ₂ = −¼θ₀
 
 
 @settings(max_examples=25)
