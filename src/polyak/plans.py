@@ -123,8 +123,9 @@ class Plan:
         self._adopt(fields, fresh=())
 
     def _adopt(self, fields, fresh):
-        # the arrays named in `fresh` were made for this plan and nothing else refers to
-        # them (polyak.plan's tables): made read-only, not copied
+        # the arrays named in `fresh` were made for this plan, or are a rule's read-only copies
+        # (nothing can write them; polyak.plan's index and hyperparameters): kept read-only,
+        # not copied
         missing = set(self.__slots__) - set(fields)
         extra = set(fields) - set(self.__slots__)
         if missing or extra:
@@ -325,7 +326,7 @@ def plan(problem, rule, x0, steps, *, v0=None, record=None, every=1, dtype=None,
                     "fewer configurations at a time"])
     recorded_at = problem.record_steps(steps, every) if recorded else np.zeros(0, np.int64)
     return Plan._made_for(
-        ("problem_index",),
+        ("problem_index", "lr", "beta"),
         kind=problem.plan_kind,
         problem=problem,
         problem_index=np.arange(B, dtype=np.int64) if problem.batched else np.zeros(B, np.int64),
@@ -357,7 +358,7 @@ def _rule_array(value):
     # a rule's lr or beta as a plan holds them: (B,) or (1,), float64; a rule's own arrays are
     # read-only copies that nothing else can write, so they are shared, not copied
     array = np.atleast_1d(value)
-    return array if array.dtype == np.float64 and not array.flags.writeable else _own(array.astype(np.float64))
+    return array if array.dtype == np.float64 and not array.flags.writeable else array.astype(np.float64)
 
 
 def coefficient_rows(convention, lr, beta, configurations, *, nesterov, dampening, fresh):

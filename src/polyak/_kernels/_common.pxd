@@ -15,6 +15,29 @@ cdef extern from *:
     """
     int POLYAK_LOAD_RELAXED(const int* flag) noexcept nogil
 
+cdef extern from *:
+    """
+    /* A converging configuration's error keeps shrinking past the smallest normal number,
+       and arithmetic on subnormals is microcoded (4-10x slower): kernels that let it run
+       (the sweep, the NQM's Monte Carlo) set flush-to-zero and denormals-are-zero in each
+       of their threads, restored after. */
+    #if defined(__SSE2__)
+    #include <xmmintrin.h>
+    static inline unsigned int polyak_flush_subnormals(void) {
+        unsigned int saved = _mm_getcsr();
+        _mm_setcsr(saved | 0x8040u);  /* FTZ (bit 15) and DAZ (bit 6) */
+        return saved;
+    }
+    static inline void polyak_restore_subnormals(unsigned int saved) { _mm_setcsr(saved); }
+    #else
+    static inline unsigned int polyak_flush_subnormals(void) { return 0; }
+    static inline void polyak_restore_subnormals(unsigned int saved) { (void)saved; }
+    #endif
+    """
+    unsigned int polyak_flush_subnormals() noexcept nogil
+    void polyak_restore_subnormals(unsigned int saved) noexcept nogil
+
+
 cdef enum:
     CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
 

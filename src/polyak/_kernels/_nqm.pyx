@@ -48,6 +48,8 @@ from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
+from polyak._kernels._common cimport polyak_flush_subnormals, polyak_restore_subnormals
+
 cdef extern from *:
     """
     #include <stdint.h>
@@ -433,18 +435,6 @@ cdef extern from *:
         }
     }
 
-    #if defined(__SSE2__)
-    #include <xmmintrin.h>
-    static inline unsigned int nqm_flush_subnormals(void) {
-        unsigned int saved = _mm_getcsr();
-        _mm_setcsr(saved | 0x8040u);  /* FTZ (bit 15) and DAZ (bit 6) */
-        return saved;
-    }
-    static inline void nqm_restore_subnormals(unsigned int saved) { _mm_setcsr(saved); }
-    #else
-    static inline unsigned int nqm_flush_subnormals(void) { return 0; }
-    static inline void nqm_restore_subnormals(unsigned int saved) { (void)saved; }
-    #endif
     """
     enum: LANES "NQM_LANES"
     enum: CHUNK "NQM_CHUNK"
@@ -458,8 +448,6 @@ cdef extern from *:
                   int64_t steps, double* out) noexcept nogil
     void nqm_philox_words(uint64_t seed, const uint32_t* c0, const uint32_t* c1, const uint32_t* c2,
                           const uint32_t* c3, int64_t count, uint32_t* words) noexcept nogil
-    unsigned int nqm_flush_subnormals() noexcept nogil
-    void nqm_restore_subnormals(unsigned int saved) noexcept nogil
 
 
 def lanes():
@@ -526,7 +514,7 @@ def simulate(*, const double[:, ::1] x, const double[:, ::1] noise_std, const do
     cdef double count, other, delta, total_n, mu, m2
     nqm_round_keys(seed, keys)
     with nogil, parallel(num_threads=n_threads):
-        control = nqm_flush_subnormals()
+        control = polyak_flush_subnormals()
         raw = <double*>calloc(size, sizeof(double))
         ws = nqm_aligned(raw)
         for unit in prange(units, schedule="dynamic"):
@@ -542,7 +530,7 @@ def simulate(*, const double[:, ::1] x, const double[:, ::1] noise_std, const do
                         keys, ws, valid, &unit_mean[unit, 0], &unit_m2[unit, 0], &stop[0]):
                 stopped_flag[0] = 1
         free(raw)
-        nqm_restore_subnormals(control)
+        polyak_restore_subnormals(control)
     if no_memory:
         raise MemoryError(f"no memory for the simulation's workspace ({size * sizeof(double)} bytes per thread)")
     if stopped:

@@ -41,6 +41,7 @@ from libc.stdlib cimport free, malloc
 
 from polyak._kernels._common cimport (A_FIXED, A_SCALED, BETA, CHECK_EVERY, COLUMNS, E_FIXED,
                                       E_SCALED, K_FIXED, K_SCALED, Settings, lane_coefficients,
+                                      polyak_flush_subnormals, polyak_restore_subnormals,
                                       settings, stop_requested)
 
 cdef extern from *:
@@ -289,28 +290,6 @@ cdef extern from *:
                                  Py_ssize_t steps, const float* sums, Py_ssize_t sums_stride,
                                  float* losses, float* lowest, bint with_e,
                                  Py_ssize_t coords) noexcept nogil
-
-
-cdef extern from *:
-    """
-    /* A converging configuration's error keeps shrinking past the smallest normal number,
-       and arithmetic on subnormals is microcoded (4-10x slower): the sweep runs with
-       flush-to-zero and denormals-are-zero set in each of its threads, restored after. */
-    #if defined(__SSE2__)
-    #include <xmmintrin.h>
-    static inline unsigned int polyak_flush_subnormals(void) {
-        unsigned int saved = _mm_getcsr();
-        _mm_setcsr(saved | 0x8040u);  /* FTZ (bit 15) and DAZ (bit 6) */
-        return saved;
-    }
-    static inline void polyak_restore_subnormals(unsigned int saved) { _mm_setcsr(saved); }
-    #else
-    static inline unsigned int polyak_flush_subnormals(void) { return 0; }
-    static inline void polyak_restore_subnormals(unsigned int saved) { (void)saved; }
-    #endif
-    """
-    unsigned int polyak_flush_subnormals() noexcept nogil
-    void polyak_restore_subnormals(unsigned int saved) noexcept nogil
 
 
 cdef inline void _add_loss(const floating* acc, floating* losses, floating* lowest,
