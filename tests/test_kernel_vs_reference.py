@@ -127,3 +127,21 @@ def test_custom_divergence_bound():
     # x = (-2)^t: |x| = 16 > 10 first at t = 4
     assert result.diverged and result.diverged_at == 4 and result.steps_taken == 3
     np.testing.assert_array_equal(result.x, [-8.0])
+
+
+@pytest.mark.parametrize("variant", sorted(UPDATE_VARIANTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_problems_with_extreme_step_sizes(variant, dtype):
+    # n = 2 runs configurations in lanes, which take the steps in the scaled velocity k·u
+    # only where every lane's k lies in [1e-6, 1e6]: chunks of lanes with tiny and huge
+    # learning rates among ordinary ones (and lanes that diverge) against the twin
+    rng = np.random.default_rng(7)
+    B, n = 48, 2
+    lr = rng.uniform(0.05, 1.0, B)
+    lr[[3, 20]], lr[[17, 40]] = 1e-8, 3e7  # one in each of three chunks of 16
+    lam = rng.uniform(0.1, 3.0, (B, n))
+    lam[[17, 40]] = 1e-9  # stable at lr 3e7
+    problem = polyak.Quadratic.diagonal(lam.astype(dtype), rng.normal(size=(B, n)).astype(dtype))
+    rule = make_rule(variant, lr, rng.uniform(0.0, 0.95, B), None)
+    x0 = rng.normal(size=(B, n)).astype(dtype)
+    check_against_reference(problem, rule, x0, 300, dict(record="loss", every=7, dtype=dtype))

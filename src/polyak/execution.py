@@ -95,7 +95,7 @@ def execute(plan, implementation="kernel", *, n_threads=None):
     diverged = out.diverged.view(bool) if out.diverged.dtype == np.uint8 else out.diverged
     result = Result(
         x=out.x, velocity=out.u if has_velocity else None, loss=out.loss, trajectory=out.trajectory,
-        recorded_at=plan.recorded_at, diverged=diverged, diverged_at=np.where(diverged, out.steps_taken + 1, -1),
+        recorded_at=plan.recorded_at, diverged=diverged,
         steps_taken=out.steps_taken, steps=plan.steps, implementation=implementation, n_threads=out.n_threads,
         seconds=seconds, level=level() if implementation == "kernel" else None, unstable=stability(plan),
     )

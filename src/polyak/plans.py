@@ -48,10 +48,13 @@ _ARRAYS = ("problem_index", "lr", "beta", "forms", "schedule", "x0", "u0", "reco
 _PER_CONFIGURATION = ("problem_index", "lr", "beta", "x0", "u0")
 
 
-def _all_finite(array):
-    # a sum is finite when every term is, unless finite terms overflow it: then look at each
-    # (one pass without a temporary array of flags, for the common case)
-    return bool(np.isfinite(np.sum(array))) or bool(np.all(np.isfinite(array)))
+def _largest_finite_magnitude(array):
+    # max |array| (0 when empty), or None where some entry is not finite: from the minimum and
+    # the maximum (which NaN propagates to), two passes without a temporary array
+    if array.size == 0:
+        return 0.0
+    low, high = np.min(array), np.max(array)  # (NumPy scalars: a longdouble keeps its range)
+    return max(-low, high) if np.isfinite(low) and np.isfinite(high) else None
 
 
 def _restore(fields):
@@ -171,12 +174,14 @@ class Plan:
         if not (np.issubdtype(self.problem_index.dtype, np.integer) and self.problem_index.min() >= 0
                 and self.problem_index.max() < rows):
             raise ValueError(f"problem_index must hold integers in [0, {rows}): the problems of the batch")
+        largest_magnitude = {}
         for name in ("lr", "beta", "forms", "schedule", "x0", "u0"):
             if getattr(self, name).dtype != np.float64 and name in ("lr", "beta", "forms"):
                 raise ValueError(f"the plan's {name} must be float64; got {getattr(self, name).dtype}")
-            if not _all_finite(getattr(self, name)):
+            largest_magnitude[name] = _largest_finite_magnitude(getattr(self, name))
+            if largest_magnitude[name] is None:
                 raise ValueError(f"the plan's {name} must be finite")
-        lr, beta = float(np.max(np.abs(self.lr))), float(np.max(np.abs(self.beta)))
+        lr, beta = largest_magnitude["lr"], largest_magnitude["beta"]
         with np.errstate(over="ignore", invalid="ignore"):  # a bound on every |coefficient|
             largest = np.abs(self.forms) @ np.array([1.0, lr, beta, lr * beta])
         if not np.all(np.isfinite(largest)):
@@ -190,7 +195,7 @@ class Plan:
             raise ValueError(f"the plan's velocity_sign must be ±1 and its dtype float32, float64 or longdouble; "
                              f"got {self.velocity_sign!r} and {self.dtype!r}")
         _divergence_bound(self.divergence_bound, np.dtype(self.dtype))
-        if not float(np.max(np.abs(self.x0), initial=0.0)) <= self.divergence_bound:
+        if not largest_magnitude["x0"] <= self.divergence_bound:
             raise ValueError("the plan's x0 must lie within its divergence bound")
 
     @property

@@ -69,15 +69,22 @@ class Result:
         A concatenation keeps those that all its pieces share.
     """
 
-    def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, diverged_at, steps_taken, steps,
-                 implementation, n_threads, seconds, level=None, extras=None, unstable=None):
+    def __init__(self, *, x, velocity, loss, trajectory, recorded_at, diverged, steps_taken, steps,
+                 implementation, n_threads, seconds, diverged_at=None, level=None, extras=None, unstable=None):
         self.x, self.velocity, self.loss, self.trajectory = x, velocity, loss, trajectory
         self.recorded_at, self.diverged, self.steps_taken = recorded_at, diverged, steps_taken
-        self.diverged_at = diverged_at
+        self._diverged_at = diverged_at  # None: computed from the others when first read
         self._unstable = unstable  # flags, None, or a callable that computes them (_stability)
         self.steps, self.implementation, self.n_threads, self.seconds = steps, implementation, n_threads, seconds
         self.level = level
         self.extras = dict(extras or {})
+
+    @property
+    def diverged_at(self):
+        if self._diverged_at is None:
+            at = np.where(self.diverged, np.add(self.steps_taken, 1), -1)
+            self._diverged_at = at if at.ndim else at[()]
+        return self._diverged_at
 
     @property
     def unstable(self):

@@ -19,8 +19,9 @@ steps), then the next block; the last, partial block is padded with zeros. BLOCK
 per instruction-set level. Recorded losses and iterates are written from the registers, each
 block adding its share of f(x) to the loss in block order. Problems of at most SMALL_N
 coordinates, where a block would be mostly padding, run RUN_LANES configurations together
-instead, one per vector lane (_run_lanes: the same update, a lane's coordinates in registers);
-a lane that leaves the bound is run again alone, as above, to find where.
+instead, one per vector lane (_run_lanes: the same update, a lane's coordinates in registers,
+in the scaled velocity below where the coefficients allow); a lane that leaves the bound is
+run again alone, as above, to find where.
 
 Divergence: x is checked after every CHECK_EVERY-th step and the last. When a check finds
 some |xᵢ| beyond the bound (or NaN), the steps since the previous check are taken again from
@@ -533,13 +534,56 @@ cdef inline void _lane_steps(floating* X, floating* U, const floating* LAM, cons
         X[j], U[j] = Xb[j], Ub[j]
 
 
+cdef inline void _lane_steps_scaled(floating* X, floating* U, const floating* LAM,
+                                    const floating* C, const floating* beta,
+                                    const floating* fixed, Py_ssize_t steps,
+                                    Py_ssize_t width) noexcept nogil:
+    # The steps of _lane_steps with constant coefficients and no e term, in each lane's scaled
+    # velocity U' = k·u, as _advance_scaled takes them: U' = βU' + (kaλ)x + kac, x −= U', two
+    # multiply-adds and an add per coordinate-step instead of three multiply-adds. u = U'/k on the way out (a lane with
+    # k = 0 is padding or stopped: all zero, divided by 1).
+    cdef floating Xb[SMALL_N * RUN_LANES]
+    cdef floating Ub[SMALL_N * RUN_LANES]
+    cdef floating P[SMALL_N * RUN_LANES]
+    cdef floating Q[SMALL_N * RUN_LANES]
+    cdef floating ka[RUN_LANES]
+    cdef floating divisor[RUN_LANES]
+    cdef floating v
+    cdef Py_ssize_t i, j, s
+    for j in range(RUN_LANES):
+        ka[j] = fixed[RUN_LANES + j] * fixed[j]
+        divisor[j] = fixed[RUN_LANES + j] if fixed[RUN_LANES + j] != 0 else 1
+    for i in range(width):
+        for j in range(RUN_LANES):
+            Xb[i * RUN_LANES + j] = X[i * RUN_LANES + j]
+            Ub[i * RUN_LANES + j] = fixed[RUN_LANES + j] * U[i * RUN_LANES + j]
+            P[i * RUN_LANES + j] = ka[j] * LAM[i * RUN_LANES + j]
+            Q[i * RUN_LANES + j] = ka[j] * C[i * RUN_LANES + j]
+    for s in range(steps):
+        for i in range(width):
+            for j in range(RUN_LANES):
+                # β·U' (+ kac) off the critical path x -> U' -> x
+                v = P[i * RUN_LANES + j] * Xb[i * RUN_LANES + j] + (beta[j] * Ub[i * RUN_LANES + j]
+                                                                  + Q[i * RUN_LANES + j])
+                Xb[i * RUN_LANES + j] = Xb[i * RUN_LANES + j] - v
+                Ub[i * RUN_LANES + j] = v
+    for i in range(width):
+        for j in range(RUN_LANES):
+            X[i * RUN_LANES + j] = Xb[i * RUN_LANES + j]
+            U[i * RUN_LANES + j] = Ub[i * RUN_LANES + j] / divisor[j]
+
+
 cdef inline void _lane_flags(floating* X, floating* U, const floating* LAM, const floating* C,
                              const floating* beta, const floating* fixed,
                              const floating* scaled, const floating* multipliers,
                              Py_ssize_t steps, bint unit_a, bint with_e, bint varying,
-                             Py_ssize_t width) noexcept nogil:
-    # _lane_steps with its flags made constants (a varying schedule: one general loop)
-    if varying:
+                             bint scaled_form, Py_ssize_t width) noexcept nogil:
+    # _lane_steps with its flags made constants (a varying schedule: one general loop);
+    # scaled_form (constant coefficients, no e term, every lane's k fit for it):
+    # _lane_steps_scaled
+    if scaled_form:
+        _lane_steps_scaled(X, U, LAM, C, beta, fixed, steps, width)
+    elif varying:
         _lane_steps(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, False, True, True, width)
     elif unit_a:
         if with_e:
@@ -556,12 +600,14 @@ cdef inline void _lane_cases(floating* X, floating* U, const floating* LAM, cons
                              const floating* beta, const floating* fixed,
                              const floating* scaled, const floating* multipliers,
                              Py_ssize_t steps, bint unit_a, bint with_e, bint varying,
-                             Py_ssize_t width) noexcept nogil:
+                             bint scaled_form, Py_ssize_t width) noexcept nogil:
     # _lane_flags with the width made a constant: 2 or SMALL_N
     if width == 2:
-        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying, 2)
+        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying,
+                    scaled_form, 2)
     else:
-        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying, SMALL_N)
+        _lane_flags(X, U, LAM, C, beta, fixed, scaled, multipliers, steps, unit_a, with_e, varying,
+                    scaled_form, SMALL_N)
 
 
 cdef inline void _lane_record(const floating* X, const floating* LAM, const floating* C,
@@ -609,7 +655,7 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
     cdef floating bs[RUN_LANES]
     cdef floating fixed[3 * RUN_LANES]
     cdef floating scaled[3 * RUN_LANES]
-    cdef bint unit_a = False, with_e = False, all_gone
+    cdef bint unit_a = False, with_e = False, scalable = False, all_gone
     cdef bint varying = run.schedule_stride != 0
     cdef bint recording = loss != NULL or trajectory != NULL
     cdef floating outside[RUN_LANES]
@@ -646,13 +692,16 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
                                        0 if varying and t > 0 else schedule[t * run.schedule_stride], t == 0,
                                        fixed, scaled)
             unit_a = True
+            scalable = not with_e and not varying
             for j in range(RUN_LANES):
                 unit_a = unit_a and (fixed[j] == 1 or (j >= count or gone[j]))
+                # the scaled velocity k·u neither underflows nor overflows where u does not
+                scalable = scalable and ((1e-6 <= fabs(fixed[RUN_LANES + j]) <= 1e6) or (j >= count or gone[j]))
         s = t
         while s < t_end:
             s_end = min(t_end, (s // run.every + 1) * run.every) if recording else t_end
             _lane_cases(X, U, LAM, C, beta, fixed, scaled, schedule + s if varying else schedule,
-                        s_end - s, unit_a, with_e, varying and t > 0, width)
+                        s_end - s, unit_a, with_e, varying and t > 0, scalable and t > 0, width)
             s = s_end
             if recording and s % run.every == 0:
                 _lane_record(X, LAM, C, bs, p0, count, n, s // run.every, run, loss, trajectory)
