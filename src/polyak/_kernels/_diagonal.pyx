@@ -12,8 +12,9 @@ forms, a configuration or a chunk of lanes at a time, so that no (B, 8) table is
 ``polyak.reference.momentum`` with ``polyak.reference.quadratic_gradient`` is the NumPy twin of
 ``run_diagonal``.
 
-Loop order: configurations in parallel (one thread owns a configuration, so sums within it
-run in a fixed order whatever the thread count); within a configuration, a block of BLOCK
+Loop order: configurations in parallel, taken by the threads as they finish the last (one
+thread owns a configuration, so sums within it run in a fixed order whatever the thread
+count); within a configuration, a block of BLOCK
 coordinates is held in registers until the next divergence check (at most CHECK_EVERY
 steps), then the next block; the last, partial block is padded with zeros. BLOCK is sized
 per instruction-set level. Recorded losses and iterates are written from the registers, each
@@ -775,6 +776,10 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
     cdef bint lanes = run.n <= SMALL_N
     cdef Py_ssize_t size = 2 * run.n + COLUMNS + (4 * SMALL_N * RUN_LANES if lanes else 0)
     cdef Py_ssize_t chunks = (run.configurations + RUN_LANES - 1) // RUN_LANES
+    # the threads take GRAB configurations (or chunks of lanes) at a time, as they finish the
+    # last (a core that another process slows down takes fewer): about 10⁵ coordinate-steps
+    cdef Py_ssize_t grab = max(1, 100_000 // (min(max(run.steps, 1), 100_000)
+                                              * (RUN_LANES * SMALL_N if lanes else run.n)))
     cdef floating* saved
     cdef bint* gone
     cdef int no_memory = 0
@@ -784,7 +789,7 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
         gone = <bint*>malloc(RUN_LANES * sizeof(bint))
         row = saved + 2 * run.n  # a configuration's coefficients, after its 2n of saved state
         if lanes:
-            for chunk in prange(chunks, schedule="static"):
+            for chunk in prange(chunks, schedule="dynamic", chunksize=grab):
                 if saved == NULL or gone == NULL:
                     no_memory_flag[0] = 1
                     continue
@@ -811,7 +816,7 @@ def run_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] c, const 
                     else:
                         steps_taken[p + j] = run.steps
         else:
-            for p in prange(run.configurations, schedule="static"):
+            for p in prange(run.configurations, schedule="dynamic", chunksize=grab):
                 if saved == NULL:
                     no_memory_flag[0] = 1
                     continue
