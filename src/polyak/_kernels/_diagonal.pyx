@@ -69,11 +69,16 @@ cdef extern from *:
     /* Problems of at most POLYAK_SMALL_N coordinates (where a block would be mostly zero
        padding) run POLYAK_RUN_LANES configurations together instead, one per vector lane
        (_run_lanes): 16 at AVX-512 and AVX2 (two or four vectors of a coordinate, enough
-       independent chains to hide the multiply-add latency), 4 at SSE2. */
+       independent chains to hide the multiply-add latency; at AVX2 8 lanes, which keep the
+       state in registers, measured the same: their steps are latency-bound), 4 at SSE2.
+       POLYAK_RUN_LANES may be set at build time to try others (a multiple of the vector's
+       lanes). */
+    #ifndef POLYAK_RUN_LANES
     #if defined(__AVX512F__) || defined(__AVX2__)
       #define POLYAK_RUN_LANES 16
     #else
       #define POLYAK_RUN_LANES 4
+    #endif
     #endif
     #define POLYAK_SMALL_N 4
     """
@@ -81,6 +86,75 @@ cdef extern from *:
     enum: LANES "POLYAK_LANES"
     enum: RUN_LANES "POLYAK_RUN_LANES"
     enum: SMALL_N "POLYAK_SMALL_N"
+
+
+cdef extern from *:
+    """
+    /* The scaled steps of configurations in lanes (_lane_steps_scaled), written with GCC's
+       vector types (one vector: POLYAK_LANE_VBYTES bytes of lanes) rather than as loops over
+       lanes left to the vectorizer, which at x86-64-v3 split them into a mix of 256-bit,
+       128-bit and scalar operations. polyak_lane_scaled_T_W: `steps` steps of
+       v = p x + (beta u + q), x -= v, u = v on W coordinates (rows of POLYAK_RUN_LANES lanes) of
+       X and U, in place. Other compilers: the same loop over lanes, one at a time. */
+    #include <stddef.h>
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+      #if defined(__AVX512F__)
+        #define POLYAK_LANE_VBYTES 64
+      #elif defined(__AVX__)
+        #define POLYAK_LANE_VBYTES 32
+      #else
+        #define POLYAK_LANE_VBYTES 16
+      #endif
+      typedef double polyak_lane_vdouble __attribute__((vector_size(POLYAK_LANE_VBYTES)));
+      typedef float polyak_lane_vfloat __attribute__((vector_size(POLYAK_LANE_VBYTES)));
+      #define POLYAK_LANE_WIDTH(T) (POLYAK_LANE_VBYTES / (int)sizeof(T))
+      #define POLYAK_LANE_VECTOR(T) polyak_lane_v##T
+    #else
+      #define POLYAK_LANE_WIDTH(T) 1
+      #define POLYAK_LANE_VECTOR(T) T
+    #endif
+    #define POLYAK_LANE_SCALED(T, W)                                                             \
+    static inline void polyak_lane_scaled_##T##_##W(T* X, T* U, const T* P, const T* Q,         \
+                                                    const T* beta, ptrdiff_t steps) {           \
+        enum { V = POLYAK_LANE_WIDTH(T), N = POLYAK_RUN_LANES / POLYAK_LANE_WIDTH(T) };        \
+        POLYAK_LANE_VECTOR(T) x[W][N], u[W][N], p[W][N], q[W][N], b[N], v;                      \
+        int i, j;                                                                               \
+        ptrdiff_t s;                                                                            \
+        for (j = 0; j < N; j++) memcpy(&b[j], beta + j * V, sizeof b[j]);                       \
+        for (i = 0; i < W; i++)                                                                 \
+            for (j = 0; j < N; j++) {                                                           \
+                memcpy(&x[i][j], X + i * POLYAK_RUN_LANES + j * V, sizeof x[i][j]);             \
+                memcpy(&u[i][j], U + i * POLYAK_RUN_LANES + j * V, sizeof u[i][j]);             \
+                memcpy(&p[i][j], P + i * POLYAK_RUN_LANES + j * V, sizeof p[i][j]);             \
+                memcpy(&q[i][j], Q + i * POLYAK_RUN_LANES + j * V, sizeof q[i][j]);             \
+            }                                                                                   \
+        for (s = 0; s < steps; s++)                                                             \
+            for (i = 0; i < W; i++)                                                             \
+                for (j = 0; j < N; j++) {                                                       \
+                    v = p[i][j] * x[i][j] + (b[j] * u[i][j] + q[i][j]);                         \
+                    x[i][j] = x[i][j] - v;                                                      \
+                    u[i][j] = v;                                                                \
+                }                                                                               \
+        for (i = 0; i < W; i++)                                                                 \
+            for (j = 0; j < N; j++) {                                                           \
+                memcpy(X + i * POLYAK_RUN_LANES + j * V, &x[i][j], sizeof x[i][j]);             \
+                memcpy(U + i * POLYAK_RUN_LANES + j * V, &u[i][j], sizeof u[i][j]);             \
+            }                                                                                   \
+    }
+    POLYAK_LANE_SCALED(double, 2)
+    POLYAK_LANE_SCALED(double, 4)
+    POLYAK_LANE_SCALED(float, 2)
+    POLYAK_LANE_SCALED(float, 4)
+    """
+    void polyak_lane_scaled_double_2(double* X, double* U, const double* P, const double* Q,
+                                     const double* beta, Py_ssize_t steps) noexcept nogil
+    void polyak_lane_scaled_double_4(double* X, double* U, const double* P, const double* Q,
+                                     const double* beta, Py_ssize_t steps) noexcept nogil
+    void polyak_lane_scaled_float_2(float* X, float* U, const float* P, const float* Q,
+                                    const float* beta, Py_ssize_t steps) noexcept nogil
+    void polyak_lane_scaled_float_4(float* X, float* U, const float* P, const float* Q,
+                                    const float* beta, Py_ssize_t steps) noexcept nogil
 
 
 cdef enum:
@@ -540,37 +614,36 @@ cdef inline void _lane_steps_scaled(floating* X, floating* U, const floating* LA
                                     const floating* fixed, Py_ssize_t steps,
                                     Py_ssize_t width) noexcept nogil:
     # The steps of _lane_steps with constant coefficients and no e term, in each lane's scaled
-    # velocity U' = k·u, as _advance_scaled takes them: U' = βU' + (kaλ)x + kac, x −= U', two
-    # multiply-adds and an add per coordinate-step instead of three multiply-adds. u = U'/k on the way out (a lane with
-    # k = 0 is padding or stopped: all zero, divided by 1).
-    cdef floating Xb[SMALL_N * RUN_LANES]
+    # velocity U' = k·u, as _advance_scaled takes them: U' = βU' + (kaλ)x + kac, x −= U'
+    # (polyak_lane_scaled: two multiply-adds and an add per coordinate-step instead of three
+    # multiply-adds). u = U'/k on the way out (a lane with k = 0 is padding or stopped: all
+    # zero, divided by 1).
     cdef floating Ub[SMALL_N * RUN_LANES]
     cdef floating P[SMALL_N * RUN_LANES]
     cdef floating Q[SMALL_N * RUN_LANES]
     cdef floating ka[RUN_LANES]
     cdef floating divisor[RUN_LANES]
-    cdef floating v
-    cdef Py_ssize_t i, j, s
+    cdef Py_ssize_t i, j
     for j in range(RUN_LANES):
         ka[j] = fixed[RUN_LANES + j] * fixed[j]
         divisor[j] = fixed[RUN_LANES + j] if fixed[RUN_LANES + j] != 0 else 1
     for i in range(width):
         for j in range(RUN_LANES):
-            Xb[i * RUN_LANES + j] = X[i * RUN_LANES + j]
             Ub[i * RUN_LANES + j] = fixed[RUN_LANES + j] * U[i * RUN_LANES + j]
             P[i * RUN_LANES + j] = ka[j] * LAM[i * RUN_LANES + j]
             Q[i * RUN_LANES + j] = ka[j] * C[i * RUN_LANES + j]
-    for s in range(steps):
-        for i in range(width):
-            for j in range(RUN_LANES):
-                # β·U' (+ kac) off the critical path x -> U' -> x
-                v = P[i * RUN_LANES + j] * Xb[i * RUN_LANES + j] + (beta[j] * Ub[i * RUN_LANES + j]
-                                                                  + Q[i * RUN_LANES + j])
-                Xb[i * RUN_LANES + j] = Xb[i * RUN_LANES + j] - v
-                Ub[i * RUN_LANES + j] = v
+    if floating is double:
+        if width == 2:
+            polyak_lane_scaled_double_2(X, Ub, P, Q, beta, steps)
+        else:
+            polyak_lane_scaled_double_4(X, Ub, P, Q, beta, steps)
+    else:
+        if width == 2:
+            polyak_lane_scaled_float_2(X, Ub, P, Q, beta, steps)
+        else:
+            polyak_lane_scaled_float_4(X, Ub, P, Q, beta, steps)
     for i in range(width):
         for j in range(RUN_LANES):
-            X[i * RUN_LANES + j] = Xb[i * RUN_LANES + j]
             U[i * RUN_LANES + j] = Ub[i * RUN_LANES + j] / divisor[j]
 
 
