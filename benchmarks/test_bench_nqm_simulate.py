@@ -120,13 +120,16 @@ def interleaved_speedup(run, pairs=7):
         start = time.perf_counter()
         numpy_simulate(PAIR_STEPS, seed=pair)
         middle = time.perf_counter()
+        paused = _busy_seconds()
         time.sleep(BLAS_SPIN_SECONDS)
         resumed = time.perf_counter()
+        again = _busy_seconds()
         run(PAIR_STEPS, seed=pair)
         end = time.perf_counter()
         ratios.append((middle - start) / (end - resumed))
-        if before is not None:
-            foreign.append((_busy_seconds() - before) / (end - start - (resumed - middle)) / (os.cpu_count() or 1))
+        if before is not None:  # (the pause's share left out)
+            busy = (paused - before) + (_busy_seconds() - again)
+            foreign.append(busy / (end - start - (resumed - middle)) / (os.cpu_count() or 1))
     quiet = [r for r, f in zip(ratios, foreign) if f < 0.05]
     return dict(speedup_vs_numpy_interleaved=float(np.median(ratios)), pair_ratios=[round(r, 2) for r in ratios],
                 pair_foreign_cpu=[round(f, 3) for f in foreign],

@@ -189,6 +189,20 @@ def test_result_round_trip(make, trip):
         np.testing.assert_array_equal(getattr(twin, key), value, strict=True)
 
 
+def test_a_result_pickled_with_diverged_at_as_an_attribute_reads_it():
+    # results pickled before diverged_at was computed when first read hold it in their state
+    result = polyak.run(polyak.Quadratic.diagonal(np.ones((2, 2))), polyak.GD([0.5, 2.5]), np.ones(2), 1000)
+    state = dict(result.__getstate__())
+    state["diverged_at"] = np.array([-1, 7])  # (any value: it is what the old pickle held)
+    del state["_diverged_at"]
+    old = polyak.Result.__new__(polyak.Result)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.diverged_at, [-1, 7])
+    assert result.diverged.tolist() == [False, True] and result.diverged_at.tolist() == [-1, result.steps_taken[1] + 1]
+    result.diverged_at = np.array([-1, 5])  # and it can still be set
+    np.testing.assert_array_equal(result.diverged_at, [-1, 5])
+
+
 def test_training_result_extras_survive_the_trip():
     twin = ROUND_TRIPS["pickle-2"](training_result())
     assert twin.w.shape == (2, 2) and twin.b.shape == (2,) and twin.epochs.shape == (6,)

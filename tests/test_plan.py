@@ -272,6 +272,15 @@ def test_a_hand_made_plan_is_checked_before_any_kernel_sees_it(change, match):
     assert np.array_equal(polyak.execute(polyak.Plan(**fields)).x, polyak.execute(job).x)
 
 
+@pytest.mark.parametrize("dtype", [np.uint64, np.int8, np.bool_])
+def test_a_hand_made_plan_with_integer_starts_is_checked_without_wrapping(dtype):
+    job = polyak.plan(polyak.Quadratic.diagonal(np.ones((2, 2))), polyak.Momentum(0.1, 0.5), [1.0, 1.0], 10)
+    fields = {name: getattr(job, name) for name in polyak.Plan.__slots__}
+    polyak.Plan(**{**fields, "x0": np.ones((1, 2), dtype)})  # (NumPy refuses −True; −uint64 wraps)
+    with pytest.raises(ValueError, match="within its divergence bound"):
+        polyak.Plan(**{**fields, "x0": np.array([[1e101, 0.0]])})
+
+
 def test_results_name_the_level_that_ran_them():
     job = example_plan("diagonal")
     assert polyak.execute(job).level == polyak.show_config(print_out=False)["cpu_level"]

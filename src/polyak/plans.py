@@ -54,6 +54,8 @@ def _largest_finite_magnitude(array):
     if array.size == 0:
         return 0.0
     low, high = np.min(array), np.max(array)  # (NumPy scalars: a longdouble keeps its range)
+    if array.dtype.kind not in "fc":  # (a hand-made plan's integers or booleans: no wrapping)
+        low, high = float(low), float(high)
     return max(-low, high) if np.isfinite(low) and np.isfinite(high) else None
 
 

@@ -86,6 +86,10 @@ class Result:
             self._diverged_at = at if at.ndim else at[()]
         return self._diverged_at
 
+    @diverged_at.setter
+    def diverged_at(self, value):
+        self._diverged_at = value
+
     @property
     def unstable(self):
         if callable(self._unstable):
@@ -102,6 +106,9 @@ class Result:
         return self.__dict__
 
     def __setstate__(self, state):
+        state = dict(state)
+        if "diverged_at" in state:  # (pickled before it was computed when first read)
+            state["_diverged_at"] = state.pop("diverged_at")
         self.__dict__.update(state)
 
     def __getattr__(self, name):

@@ -101,9 +101,10 @@ cdef extern from *:
        latency-bound) POLYAK_LANE_PAIRS takes two steps at a time with chains of that length:
        u'' = c1 u + (c2 x + c3), x'' = (x - u') - u'', u' as above, with c1 = b (b - p),
        c2 = p r, c3 = r q, r = (1 + b) - p (u'' = b u' + p x' + q expanded: every product
-       stays small where the step is small, so it is as accurate as two steps; 1.2x at
-       x86-64-v3 on Zen 4). At AVX-512 the steps are bound by the multiply-adds' throughput
-       instead, and the pairs measured 3-6 % slower. */
+       stays small where the step is small, so it is as accurate as two steps). Measured on
+       Zen 4 (10^6 configurations, alternating builds): 1.2x at x86-64-v3 and at the SSE2
+       baseline; at AVX-512, where the steps are bound by the multiply-adds' throughput
+       instead, 3-6 % slower. (Targets other than x86 take the pairs untested for speed.) */
     #ifndef POLYAK_LANE_PAIRS
       #if defined(__AVX512F__)
         #define POLYAK_LANE_PAIRS 0
@@ -121,10 +122,17 @@ cdef extern from *:
       #else
         #define POLYAK_LANE_VBYTES 16
       #endif
-      typedef double polyak_lane_vdouble __attribute__((vector_size(POLYAK_LANE_VBYTES)));
-      typedef float polyak_lane_vfloat __attribute__((vector_size(POLYAK_LANE_VBYTES)));
-      #define POLYAK_LANE_WIDTH(T) (POLYAK_LANE_VBYTES / (int)sizeof(T))
+      /* a vector holds at most the lanes there are (AVX without AVX2 runs 4 lanes: 4 floats
+         in 16 bytes, not 8 in 32) */
+      #define POLYAK_LANE_BYTES(T) (POLYAK_LANE_VBYTES < POLYAK_RUN_LANES * (int)sizeof(T) \
+                                    ? POLYAK_LANE_VBYTES : POLYAK_RUN_LANES * (int)sizeof(T))
+      typedef double polyak_lane_vdouble __attribute__((vector_size(POLYAK_LANE_BYTES(double))));
+      typedef float polyak_lane_vfloat __attribute__((vector_size(POLYAK_LANE_BYTES(float))));
+      #define POLYAK_LANE_WIDTH(T) (POLYAK_LANE_BYTES(T) / (int)sizeof(T))
       #define POLYAK_LANE_VECTOR(T) polyak_lane_v##T
+      _Static_assert(POLYAK_RUN_LANES % POLYAK_LANE_WIDTH(float) == 0
+                     && POLYAK_RUN_LANES % POLYAK_LANE_WIDTH(double) == 0,
+                     "POLYAK_RUN_LANES must be a multiple of the lanes of a vector");
     #else
       #define POLYAK_LANE_WIDTH(T) 1
       #define POLYAK_LANE_VECTOR(T) T
@@ -800,13 +808,16 @@ cdef void _run_lanes(const floating* lam, const floating* c, const floating* b,
             scalable = not with_e and not varying
             for j in range(RUN_LANES):
                 unit_a = unit_a and (fixed[j] == 1 or (j >= count or gone[j]))
-                # the scaled velocity k·u neither underflows nor overflows where u does not
+                # the scaled velocity k·u neither underflows nor overflows where u does not (and
+                # is taken for runs of 4 steps or more between records: it costs a conversion
+                # and a rounding of u each way)
                 scalable = scalable and ((1e-6 <= fabs(fixed[RUN_LANES + j]) <= 1e6) or (j >= count or gone[j]))
         s = t
         while s < t_end:
             s_end = min(t_end, (s // run.every + 1) * run.every) if recording else t_end
             _lane_cases(X, U, LAM, C, beta, fixed, scaled, schedule + s if varying else schedule,
-                        s_end - s, unit_a, with_e, varying and t > 0, scalable and t > 0, width)
+                        s_end - s, unit_a, with_e, varying and t > 0,
+                        scalable and t > 0 and s_end - s >= 4, width)
             s = s_end
             if recording and s % run.every == 0:
                 _lane_record(X, LAM, C, bs, p0, count, n, s // run.every, run, loss, trajectory)
