@@ -38,6 +38,20 @@ cdef extern from *:
     void polyak_restore_subnormals(unsigned int saved) noexcept nogil
 
 
+cdef extern from *:
+    """
+    /* Bytes of the widest vector of the instruction set compiled for: the size of the GCC
+       vector types in which the kernels write loops the vectorizer handles badly. */
+    #if defined(__AVX512F__)
+      #define POLYAK_VBYTES 64
+    #elif defined(__AVX__)
+      #define POLYAK_VBYTES 32
+    #else
+      #define POLYAK_VBYTES 16
+    #endif
+    """
+
+
 cdef enum:
     CHECK_EVERY = 128  # divergence is checked after every multiple of this step and the last
 

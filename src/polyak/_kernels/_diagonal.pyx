@@ -91,8 +91,8 @@ cdef extern from *:
 cdef extern from *:
     """
     /* The scaled steps of configurations in lanes (_lane_steps_scaled), written with GCC's
-       vector types (one vector: POLYAK_LANE_VBYTES bytes of lanes) rather than as loops over
-       lanes left to the vectorizer, which at x86-64-v3 split them into a mix of 256-bit,
+       vector types (one vector: at most POLYAK_VBYTES bytes of lanes, _common.pxd) rather than
+       as loops over lanes left to the vectorizer, which at x86-64-v3 split them into a mix of 256-bit,
        128-bit and scalar operations. polyak_lane_scaled_T_W: `steps` steps of
        v = p x + (b u + q), x -= v, u = v on W coordinates (rows of POLYAK_RUN_LANES lanes) of
        X and U, in place. Other compilers: the same loop over lanes, one at a time.
@@ -115,17 +115,10 @@ cdef extern from *:
     #include <stddef.h>
     #include <string.h>
     #if defined(__GNUC__) || defined(__clang__)
-      #if defined(__AVX512F__)
-        #define POLYAK_LANE_VBYTES 64
-      #elif defined(__AVX__)
-        #define POLYAK_LANE_VBYTES 32
-      #else
-        #define POLYAK_LANE_VBYTES 16
-      #endif
       /* a vector holds at most the lanes there are (AVX without AVX2 runs 4 lanes: 4 floats
          in 16 bytes, not 8 in 32) */
-      #define POLYAK_LANE_BYTES(T) (POLYAK_LANE_VBYTES < POLYAK_RUN_LANES * (int)sizeof(T) \
-                                    ? POLYAK_LANE_VBYTES : POLYAK_RUN_LANES * (int)sizeof(T))
+      #define POLYAK_LANE_BYTES(T) (POLYAK_VBYTES < POLYAK_RUN_LANES * (int)sizeof(T) \
+                                    ? POLYAK_VBYTES : POLYAK_RUN_LANES * (int)sizeof(T))
       typedef double polyak_lane_vdouble __attribute__((vector_size(POLYAK_LANE_BYTES(double))));
       typedef float polyak_lane_vfloat __attribute__((vector_size(POLYAK_LANE_BYTES(float))));
       #define POLYAK_LANE_WIDTH(T) (POLYAK_LANE_BYTES(T) / (int)sizeof(T))
@@ -653,7 +646,7 @@ cdef inline void _lane_steps_scaled(floating* X, floating* U, const floating* LA
                                     const floating* fixed, Py_ssize_t steps,
                                     Py_ssize_t width) noexcept nogil:
     # The steps of _lane_steps with constant coefficients and no e term, in each lane's scaled
-    # velocity U' = k·u, as _advance_scaled takes them: U' = βU' + (kaλ)x + kac, x −= U'
+    # velocity U' = k·u, the form of _advance_scaled: U' = βU' + (kaλ)x + kac, x −= U'
     # (polyak_lane_scaled: two multiply-adds and an add per coordinate-step instead of three
     # multiply-adds). u = U'/k on the way out (a lane with k = 0 is padding or stopped: all
     # zero, divided by 1).

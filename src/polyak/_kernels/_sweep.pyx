@@ -152,7 +152,7 @@ cdef inline unsigned int _hits(const floating* x, const floating* threshold) noe
 cdef extern from *:
     """
     /* The recurrence's hot loop, written with GCC's vector types (one vector: POLYAK_VBYTES
-       bytes of lanes) rather than as loops over lanes left to the vectorizer: at AVX2, GCC 12
+       bytes of lanes, _common.pxd) rather than as loops over lanes left to the vectorizer: at AVX2, GCC 12
        turned the lanes' loops of a one-coordinate block into scalar code (0.08 of the
        ceiling) and spilled the registers of a two-coordinate one. polyak_recurrence_T_C_E_M:
        `steps` steps of w <- tau w - delta w_prev on C coordinates of the LANES lanes (P: w_prev,
@@ -161,13 +161,6 @@ cdef extern from *:
        the earlier blocks, or a row of zeros with stride 0), with M = 2 also their running
        minimum `lowest` (a NaN loss leaving it as it is). */
     #include <string.h>
-    #if defined(__AVX512F__)
-      #define POLYAK_VBYTES 64
-    #elif defined(__AVX__)
-      #define POLYAK_VBYTES 32
-    #else
-      #define POLYAK_VBYTES 16
-    #endif
     typedef double polyak_vdouble __attribute__((vector_size(POLYAK_VBYTES)));
     typedef float polyak_vfloat __attribute__((vector_size(POLYAK_VBYTES)));
     typedef long long polyak_vmask_double __attribute__((vector_size(POLYAK_VBYTES)));
