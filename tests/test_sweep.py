@@ -173,6 +173,14 @@ def test_axes_dims_and_a_random_search():
     assert search.dims == ("config",) and search.final_loss.shape == (3,)
     grid = polyak.sweep(polyak.problems.ill_conditioned_2d(), 30, lr=[0.1, 0.5, 0.3], beta=[0.0, 0.5, 0.9])
     np.testing.assert_array_equal(search.final_loss, np.diagonal(grid.final_loss))
+    # nesterov paired too: each configuration as its own grid of one
+    flags = np.array([True, False, True])
+    search = polyak.sweep(polyak.problems.ill_conditioned_2d(), 30, lr=[0.1, 0.5, 0.3], beta=[0.5, 0.5, 0.9],
+                          nesterov=flags, grid=False)
+    alone = [polyak.sweep(polyak.problems.ill_conditioned_2d(), 30, lr=lr, beta=beta, nesterov=flag).final_loss
+             for lr, beta, flag in zip([0.1, 0.5, 0.3], [0.5, 0.5, 0.9], flags)]
+    np.testing.assert_array_equal(search.final_loss, alone)
+    assert search.final_loss[0] != polyak.sweep(polyak.problems.ill_conditioned_2d(), 30, lr=0.1, beta=0.5).final_loss
     best = search.best("final_loss")
     assert best["lr"] == 0.5 and best["beta"] == 0.5
 

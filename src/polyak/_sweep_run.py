@@ -76,11 +76,12 @@ class SweepSpec:
         return bool(np.all(self.multipliers == self.multipliers[0]))
 
     def configurations(self, lo, hi):
-        """(problem index, lr, beta, nesterov) of configurations lo..hi−1 of the flattened grid."""
+        """(problem index, lr, beta, nesterov) of configurations lo..hi−1 of the flattened grid
+        (whole rows of its first axis, as every piece is)."""
         if self.grid:
-            index = np.unravel_index(np.arange(lo, hi), self.shape) if self.dims else ()
-            axis = dict(zip(self.dims, index))
-            values = {name: self.coords[name][axis[name]] if name in axis else None for name in _PARAMETERS}
+            if lo % self.row or hi % self.row:
+                raise ValueError(f"configurations {lo}..{hi - 1} are not whole rows of {self.row}")
+            values = {name: self._axis_over_rows(name, lo // self.row, hi // self.row) for name in _PARAMETERS}
         else:
             values = {name: self.coords[name][lo:hi] if name in self.coords else None for name in _PARAMETERS}
         for name in ("lr", "beta", "nesterov"):
@@ -89,6 +90,19 @@ class SweepSpec:
         problem = values["problem"]
         problem = np.broadcast_to(np.int64(0), (hi - lo,)) if problem is None else np.asarray(problem, np.int64)
         return problem, values["lr"], values["beta"], values["nesterov"]
+
+
+    def _axis_over_rows(self, name, first, last):
+        """Axis `name`'s value at each configuration of rows first..last−1 of the grid (None
+        if it is not an axis): the axis broadcast over the rows' block of the grid, flattened."""
+        if name not in self.dims:
+            return None
+        k = self.dims.index(name)
+        values = self.coords[name][first:last] if k == 0 else self.coords[name]
+        block = (last - first,) + self.shape[1:] if self.shape else ()
+        shape = [1] * len(block)
+        shape[k] = values.size
+        return np.broadcast_to(values.reshape(shape), block).reshape(-1)
 
 
 _PARAMETERS = ("problem", "lr", "beta", "nesterov")
@@ -107,7 +121,10 @@ def compute_piece(spec, lo, hi):
     out = dict(final_loss=np.empty(count), steps_to_tol=np.empty(count, np.int64),
                diverged=np.empty(count, np.uint8), loss=np.empty((count, spec.records)),
                rate=np.empty(count if spec.constant_rate else 0))
-    accelerated = (np.asarray(nesterov, bool) & (beta > 0)).view(np.uint8)  # β = 0: it is GD
+    if "nesterov" in spec.coords or spec.constants.get("nesterov"):
+        accelerated = (np.asarray(nesterov, bool) & (beta > 0)).view(np.uint8)  # β = 0: it is GD
+    else:
+        accelerated = np.zeros(count, np.uint8)
     _call_kernel(module.sweep_diagonal, count * spec.lam.shape[1] * max(spec.steps, 1),
                  lam=spec.lam, e0=spec.e0, chunk_problem=chunk_problem, chunk_start=chunk_start,
                  lr=np.ascontiguousarray(lr, np.float64), beta=np.ascontiguousarray(beta, np.float64),

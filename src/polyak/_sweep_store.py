@@ -87,6 +87,9 @@ class MemorySink:
     def __call__(self, i, metrics):
         lo, hi = self.layout[i]
         for name, values in metrics.items():
+            if len(self.layout) == 1:  # (the one piece is the whole result: kept, not copied)
+                self.arrays[name] = values
+                continue
             if name not in self.arrays:
                 self.arrays[name] = np.empty((self.spec.size,) + values.shape[1:], values.dtype)
             self.arrays[name][lo:hi] = values

@@ -47,32 +47,49 @@ from polyak._kernels._common cimport (A_FIXED, A_SCALED, BETA, CHECK_EVERY, COLU
 cdef extern from *:
     """
     /* LANES configurations advance together, a block of COORDS of their coordinates at a
-       time in registers (NARROW where n <= 2: a wider block would be padding), enough
-       independent recurrences (coordinates × LANES / vector width) to hide the multiply-add
-       latency without spilling. Chosen by measurement (Zen 4, alternating builds, 2 threads):
-       AVX-512 (32 registers of 8 doubles): 16 lanes × 4 coordinates (n = 2 by blocks of 2);
-       AVX2 (16 registers of 4): 16 lanes × 1 coordinate, w_t and w_{t-1} of a block in 8
-       registers (against 4 coordinates: n = 64 at 1.2x, n = 2 the same; 2 coordinates or 8
-       lanes were slower); SSE2 (16 of 2): 4 lanes × 2. */
+       time in registers (NARROW where n <= 2: a wider block would be padding), and a block's
+       lanes in GROUPS (WIDE_GROUPS for blocks of COORDS) groups, one after the other through
+       all the interval's steps: enough independent recurrences (coordinates × lanes of a
+       group / vector width) to hide the multiply-add latency without spilling, and the loss
+       of as many coordinates as possible summed in registers (each further block reads and
+       writes the interval's losses). Chosen by measurement (Zen 4, alternating builds,
+       2 threads, fraction of the ceiling of the 1000 × 1000 benchmark's kernel):
+       AVX-512 (32 registers of 8 doubles): 16 lanes, 4 coordinates in 2 groups of 8 lanes
+       (n = 64: 0.95 against 0.93 in one group), n <= 2 by blocks of 2 in one group (0.72
+       against 0.64 in two); AVX2 (16 registers of 4): 16 lanes, 2 coordinates in 2 groups
+       of 8 lanes, where the whole block in registers spilled (n = 64: 0.93 against 0.70 for
+       1 coordinate of 16 lanes, 0.87 for 4 coordinates in 4 groups; n = 2: 0.73 against
+       0.60); SSE2 (16 of 2): 4 lanes × 2 coordinates. */
     #ifndef POLYAK_SWEEP_LANES
     #if defined(__AVX512F__)
       #define POLYAK_SWEEP_LANES 16
       #define POLYAK_SWEEP_COORDS 4
+      #define POLYAK_SWEEP_WIDE_GROUPS 2
       #define POLYAK_SWEEP_NARROW 2
     #elif defined(__AVX2__)
       #define POLYAK_SWEEP_LANES 16
-      #define POLYAK_SWEEP_COORDS 1
-      #define POLYAK_SWEEP_NARROW 1
+      #define POLYAK_SWEEP_COORDS 2
+      #define POLYAK_SWEEP_WIDE_GROUPS 2
+      #define POLYAK_SWEEP_NARROW 2
+      #define POLYAK_SWEEP_GROUPS 2
     #else
       #define POLYAK_SWEEP_LANES 4
       #define POLYAK_SWEEP_COORDS 2
       #define POLYAK_SWEEP_NARROW 2
     #endif
     #endif
+    #ifndef POLYAK_SWEEP_GROUPS
+      #define POLYAK_SWEEP_GROUPS 1
+    #endif
+    #ifndef POLYAK_SWEEP_WIDE_GROUPS
+      #define POLYAK_SWEEP_WIDE_GROUPS 1
+    #endif
+    #define POLYAK_SWEEP_WIDEST (POLYAK_SWEEP_COORDS > POLYAK_SWEEP_NARROW ? POLYAK_SWEEP_COORDS : POLYAK_SWEEP_NARROW)
     """
     enum: LANES "POLYAK_SWEEP_LANES"
     enum: COORDS "POLYAK_SWEEP_COORDS"
     enum: NARROW "POLYAK_SWEEP_NARROW"
+    enum: WIDEST "POLYAK_SWEEP_WIDEST"
 
 cdef extern from *:
     """
@@ -154,12 +171,13 @@ cdef extern from *:
     /* The recurrence's hot loop, written with GCC's vector types (one vector: POLYAK_VBYTES
        bytes of lanes, _common.pxd) rather than as loops over lanes left to the vectorizer: at AVX2, GCC 12
        turned the lanes' loops of a one-coordinate block into scalar code (0.08 of the
-       ceiling) and spilled the registers of a two-coordinate one. polyak_recurrence_T_C_E_M:
+       ceiling) and spilled the registers of a two-coordinate one. polyak_recurrence_T_CN_E_M:
        `steps` steps of w <- tau w - delta w_prev on C coordinates of the LANES lanes (P: w_prev,
        W: w, tau, delta: C rows of LANES; E = 0: delta's first row serves every coordinate),
        and with M >= 1 each step's losses[s] = sums[s * sums_stride] + sum_c w_c^2 (the sums of
        the earlier blocks, or a row of zeros with stride 0), with M = 2 also their running
-       minimum `lowest` (a NaN loss leaving it as it is). */
+       minimum `lowest` (a NaN loss leaving it as it is); the lanes in G groups, each through
+       all the steps before the next (polyak_recurrence_T_CN_E_M: CN names (C, G)). */
     #include <string.h>
     typedef double polyak_vdouble __attribute__((vector_size(POLYAK_VBYTES)));
     typedef float polyak_vfloat __attribute__((vector_size(POLYAK_VBYTES)));
@@ -196,40 +214,41 @@ cdef extern from *:
     POLYAK_VECTOR_IO(float, ps)
 
     #define POLYAK_HALF_STEP(T, C, E, M, DST, SRC, STEP)                                              \
-        if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + (STEP) * sums_stride + v * V); \
+        if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + (STEP) * sums_stride + o + v * V); \
         for (c = 0; c < C; c++)                                                                 \
             for (v = 0; v < N; v++) {                                                           \
                 DST[c][v] = tt[c][v] * SRC[c][v] - dd[E ? c : 0][v] * DST[c][v];                \
                 if (M) acc[v] += DST[c][v] * DST[c][v];                                         \
             }                                                                                   \
         if (M) for (v = 0; v < N; v++) {                                                        \
-            polyak_store_##T(losses + (STEP) * POLYAK_SWEEP_LANES + v * V, acc[v]);             \
+            polyak_store_##T(losses + (STEP) * POLYAK_SWEEP_LANES + o + v * V, acc[v]);         \
             if (M == 2) lo[v] = polyak_vmin_##T(acc[v], lo[v]);                                 \
         }
 
-    #define POLYAK_RECURRENCE(T, CN, C, E, M)                                                   \
+    #define POLYAK_RECURRENCE(T, CN, C, G, E, M)                                                \
     static inline void polyak_recurrence_##T##_##CN##_##E##_##M(                              \
             T* P, T* W, const T* tau, const T* delta, ptrdiff_t steps, const T* sums,           \
             ptrdiff_t sums_stride, T* losses, T* lowest) {                                      \
-        enum { V = POLYAK_VBYTES / sizeof(T), N = POLYAK_SWEEP_LANES / V };                     \
+        enum { V = POLYAK_VBYTES / sizeof(T), N = POLYAK_SWEEP_LANES / V / G };                 \
         polyak_v##T p[C][N], w[C][N], tt[C][N], dd[E ? C : 1][N], acc[N], lo[N], x;            \
-        int c, v;                                                                               \
+        int c, v, g, o;                                                                         \
         ptrdiff_t s;                                                                            \
+        for (g = 0, o = 0; g < G; g++, o += N * V) {                                            \
         for (c = 0; c < C; c++)                                                                 \
             for (v = 0; v < N; v++) {                                                           \
-                p[c][v] = polyak_load_##T(P + c * POLYAK_SWEEP_LANES + v * V);                  \
-                w[c][v] = polyak_load_##T(W + c * POLYAK_SWEEP_LANES + v * V);                  \
-                tt[c][v] = polyak_load_##T(tau + c * POLYAK_SWEEP_LANES + v * V);               \
-                if (E || c == 0) dd[c][v] = polyak_load_##T(delta + c * POLYAK_SWEEP_LANES + v * V); \
+                p[c][v] = polyak_load_##T(P + c * POLYAK_SWEEP_LANES + o + v * V);                  \
+                w[c][v] = polyak_load_##T(W + c * POLYAK_SWEEP_LANES + o + v * V);                  \
+                tt[c][v] = polyak_load_##T(tau + c * POLYAK_SWEEP_LANES + o + v * V);               \
+                if (E || c == 0) dd[c][v] = polyak_load_##T(delta + c * POLYAK_SWEEP_LANES + o + v * V); \
             }                                                                                   \
-        for (v = 0; v < N; v++) lo[v] = M == 2 ? polyak_load_##T(lowest + v * V) : w[0][v];   \
+        for (v = 0; v < N; v++) lo[v] = M == 2 ? polyak_load_##T(lowest + o + v * V) : w[0][v];   \
         for (s = 0; s + 1 < steps; s += 2) {  /* w_prev and w swap roles, not copied */        \
             POLYAK_HALF_STEP(T, C, E, M, p, w, s)                                                    \
             POLYAK_HALF_STEP(T, C, E, M, w, p, s + 1)                                                \
         }                                                                                       \
         if (steps & 1) {                                                                        \
             s = steps - 1;                                                                      \
-            if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + s * sums_stride + v * V); \
+            if (M) for (v = 0; v < N; v++) acc[v] = polyak_load_##T(sums + s * sums_stride + o + v * V); \
             for (c = 0; c < C; c++)                                                             \
                 for (v = 0; v < N; v++) {                                                       \
                     x = tt[c][v] * w[c][v] - dd[E ? c : 0][v] * p[c][v];                        \
@@ -238,21 +257,22 @@ cdef extern from *:
                     if (M) acc[v] += x * x;                                                     \
                 }                                                                               \
             if (M) for (v = 0; v < N; v++) {                                                    \
-                polyak_store_##T(losses + s * POLYAK_SWEEP_LANES + v * V, acc[v]);             \
+                polyak_store_##T(losses + s * POLYAK_SWEEP_LANES + o + v * V, acc[v]);         \
                 if (M == 2) lo[v] = polyak_vmin_##T(acc[v], lo[v]);                             \
             }                                                                                   \
         }                                                                                       \
         for (c = 0; c < C; c++)                                                                 \
             for (v = 0; v < N; v++) {                                                           \
-                polyak_store_##T(P + c * POLYAK_SWEEP_LANES + v * V, p[c][v]);                  \
-                polyak_store_##T(W + c * POLYAK_SWEEP_LANES + v * V, w[c][v]);                  \
+                polyak_store_##T(P + c * POLYAK_SWEEP_LANES + o + v * V, p[c][v]);                  \
+                polyak_store_##T(W + c * POLYAK_SWEEP_LANES + o + v * V, w[c][v]);                  \
             }                                                                                   \
-        if (M == 2) for (v = 0; v < N; v++) polyak_store_##T(lowest + v * V, lo[v]);          \
+        if (M == 2) for (v = 0; v < N; v++) polyak_store_##T(lowest + o + v * V, lo[v]);      \
+        }                                                                                       \
     }
-    #define POLYAK_RECURRENCES(T, CN, C)                                                        \
-        POLYAK_RECURRENCE(T, CN, C, 0, 0) POLYAK_RECURRENCE(T, CN, C, 0, 1)                     \
-        POLYAK_RECURRENCE(T, CN, C, 0, 2) POLYAK_RECURRENCE(T, CN, C, 1, 0)                     \
-        POLYAK_RECURRENCE(T, CN, C, 1, 1) POLYAK_RECURRENCE(T, CN, C, 1, 2)
+    #define POLYAK_RECURRENCES(T, CN, C, G)                                                     \
+        POLYAK_RECURRENCE(T, CN, C, G, 0, 0) POLYAK_RECURRENCE(T, CN, C, G, 0, 1)               \
+        POLYAK_RECURRENCE(T, CN, C, G, 0, 2) POLYAK_RECURRENCE(T, CN, C, G, 1, 0)               \
+        POLYAK_RECURRENCE(T, CN, C, G, 1, 1) POLYAK_RECURRENCE(T, CN, C, G, 1, 2)
     #define POLYAK_DISPATCH(T, CN, E, M)                                                        \
         if (E) { if (M == 2) polyak_recurrence_##T##_##CN##_1_2(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
                  else if (M == 1) polyak_recurrence_##T##_##CN##_1_1(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
@@ -263,8 +283,8 @@ cdef extern from *:
     /* the entry point: block of `coords` (COORDS or NARROW) coordinates; losses NULL: no loss;
        lowest NULL: no minimum */
     #define POLYAK_RECURRENCE_ENTRY(T)                                                          \
-        POLYAK_RECURRENCES(T, wide, POLYAK_SWEEP_COORDS)                                        \
-        POLYAK_RECURRENCES(T, narrow, POLYAK_SWEEP_NARROW)                                      \
+        POLYAK_RECURRENCES(T, wide, POLYAK_SWEEP_COORDS, POLYAK_SWEEP_WIDE_GROUPS)              \
+        POLYAK_RECURRENCES(T, narrow, POLYAK_SWEEP_NARROW, POLYAK_SWEEP_GROUPS)                 \
         static inline void polyak_recurrence_##T(T* P, T* W, const T* tau, const T* delta,     \
                 ptrdiff_t steps, const T* sums, ptrdiff_t sums_stride, T* losses, T* lowest,    \
                 int with_e, ptrdiff_t coords) {                                                 \
@@ -312,8 +332,8 @@ cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
     # k_t, e_t. with_loss: losses[s, j] = sums[s · sums_stride + j] + Σ_c W[c, j]² after step s, added
     # coordinate by coordinate (and _add_loss's lowest); sums: the earlier blocks' losses, or
     # zeros (sums_stride 0). The flags are constants at each call.
-    cdef floating Wb[COORDS * LANES]
-    cdef floating Ub[COORDS * LANES]
+    cdef floating Wb[WIDEST * LANES]
+    cdef floating Ub[WIDEST * LANES]
     cdef floating a[LANES]
     cdef floating k[LANES]
     cdef floating e[LANES]
@@ -392,6 +412,13 @@ cdef inline void _block_cases(floating* W, floating* U, floating* P, const float
                      NARROW)
 
 
+cdef inline Py_ssize_t _padded(Py_ssize_t n) noexcept nogil:
+    # the coordinates of the chunk's arrays: n rounded up to whole blocks (NARROW wide where
+    # n <= 2, else COORDS)
+    cdef Py_ssize_t width = NARROW if n <= 2 else COORDS
+    return (n + width - 1) // width * width
+
+
 cdef inline void _loss_lanes(const floating* W, Py_ssize_t padded, floating* total) noexcept nogil:
     # total[j] = Σᵢ W[i, j]², added coordinate by coordinate as the blocks add them
     cdef Py_ssize_t i, j
@@ -450,8 +477,8 @@ cdef inline double _spectral_radius(double trace, double det) noexcept nogil:
     cdef double safe = scale if finite else 1
     cdef double t = trace / safe, d = det / safe / safe
     cdef double discriminant = t * t - 4 * d
-    cdef double radius = safe * (0.5 * (fabs(t) + sqrt(max(discriminant, 0))) if discriminant >= 0
-                                 else sqrt(fabs(d)))
+    cdef double root = sqrt(discriminant if discriminant >= 0 else fabs(d))  # (one square root for both cases)
+    cdef double radius = safe * (0.5 * (fabs(t) + root) if discriminant >= 0 else root)
     return radius if finite else scale
 
 
@@ -491,7 +518,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     # (steps_to_tol, loss: NULL if not asked).
     cdef Py_ssize_t i, j, q, t = 0, t_end, s, r, n = run.n
     cdef Py_ssize_t width = NARROW if n <= 2 else COORDS  # coordinates per register block
-    cdef Py_ssize_t blocks = (n + width - 1) // width, padded = (n + COORDS - 1) // COORDS * COORDS
+    cdef Py_ssize_t blocks = (n + width - 1) // width, padded = _padded(n)
     cdef floating* W = work
     cdef floating* U = W + padded * LANES
     cdef floating* P = U + padded * LANES
@@ -656,7 +683,7 @@ def sweep_diagonal(*, const floating[:, ::1] lam, const floating[:, ::1] e0,
     empty and not written). Keyword-only, validated by the caller (polyak.sweep).
     """
     cdef Py_ssize_t q, first, count, n = lam.shape[1], chunks = chunk_problem.shape[0]
-    cdef Py_ssize_t padded = (n + COORDS - 1) // COORDS * COORDS
+    cdef Py_ssize_t padded = _padded(n)
     cdef Py_ssize_t size = 5 * padded * LANES + padded + CHECK_EVERY * LANES + COLUMNS * LANES
     cdef Settings run = settings(lr.shape[0], n, steps, every if every > 0 else 1,
                                  loss.shape[1], schedule.shape[0], bound, &stop[0])
