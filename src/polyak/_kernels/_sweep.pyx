@@ -19,7 +19,8 @@ rest with the recurrence; with a varying schedule, every step with the update.
 A chunk of LANES configurations of the same problem runs together: coordinate i of all of
 them is one short vector (λᵢ is shared, the coefficients differ per lane), so the vector units
 are full whatever n. A check interval at a time, each block of COORDS coordinates of the
-chunk runs all the interval's steps in registers and adds its share of each step's loss to a
+chunk (its lanes in groups, one after the other) runs all the interval's steps in registers
+and adds its share of each step's loss to a
 buffer of the interval's losses, from which the tolerance and the records are read. Per
 configuration, the kernel computes the metrics and keeps no step: the final loss ½ Σ wᵢ² (from
 the error, not as a difference of two values of f), the first step t (0..T) with
