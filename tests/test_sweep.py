@@ -244,6 +244,31 @@ def test_best_names_every_hyperparameter_scalar_or_axis():
     assert result.constants == {"beta": 0.5, "nesterov": False}
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9])
+def test_the_float32_kernel_follows_the_float64_one(monkeypatch, n):
+    # polyak.sweep runs float64; the kernel's float32 instantiation (its own vector widths and
+    # lane groups) is called directly with the same arguments in float32
+    import polyak._sweep_run as sweep_run
+    calls = []
+    real = sweep_run._call_kernel
+    monkeypatch.setattr(sweep_run, "_call_kernel", lambda f, work, **kw: calls.append(kw) or real(f, work, **kw))
+    lam = np.linspace(0.1, 1.0, n)
+    result = polyak.sweep(polyak.Quadratic.diagonal(lam), 300, lr=np.linspace(0.1, 2.5, 9), beta=[0.0, 0.5, 0.9],
+                          tol=1e-4, every=50)
+    arguments = dict(calls[0])
+    for name, value in arguments.items():
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:  # (outputs: fresh)
+            outputs = name in ("final_loss", "loss", "rate")
+            arguments[name] = np.empty(value.shape, np.float32) if outputs else value.astype(np.float32)
+    polyak._config.kernels("_sweep").sweep_diagonal(**arguments, stop=np.zeros(1, np.intc))
+    final = arguments["final_loss"].reshape(result.final_loss.shape)
+    np.testing.assert_array_equal(arguments["diverged"].view(bool).reshape(result.diverged.shape), result.diverged)
+    finite = (result.final_loss > 1e-30) & (result.final_loss < 1e30)  # (within float32's range)
+    assert finite.sum() > 5
+    np.testing.assert_allclose(final[finite], result.final_loss[finite], rtol=2e-2)  # (300 float32 steps)
+    np.testing.assert_allclose(arguments["loss"].reshape(result.loss.shape)[..., 1], result.loss[..., 1], rtol=1e-4)
+
+
 def test_a_million_configuration_sweep_at_n_64_stays_below_600_mb():
     # memory does not grow with the steps: no (configurations × n) arrays beyond a chunk in flight
     import tracemalloc

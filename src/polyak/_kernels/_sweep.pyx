@@ -20,8 +20,8 @@ A chunk of LANES configurations of the same problem runs together: coordinate i 
 them is one short vector (λᵢ is shared, the coefficients differ per lane), so the vector units
 are full whatever n. A check interval at a time, each block of COORDS coordinates of the
 chunk (its lanes in groups, one after the other) runs all the interval's steps in registers
-and adds its share of each step's loss to a
-buffer of the interval's losses, from which the tolerance and the records are read. Per
+and adds its share of each step's loss to a buffer of the interval's losses, from which the
+tolerance and the records are read. Per
 configuration, the kernel computes the metrics and keeps no step: the final loss ½ Σ wᵢ² (from
 the error, not as a difference of two values of f), the first step t (0..T) with
 f(x_t) − f* <= tol, the magnitude test of divergence |eᵢ| = |wᵢ| / √λᵢ <= bound after every
@@ -60,7 +60,10 @@ cdef extern from *:
        against 0.64 in two); AVX2 (16 registers of 4): 16 lanes, 2 coordinates in 2 groups
        of 8 lanes, where the whole block in registers spilled (n = 64: 0.93 against 0.70 for
        1 coordinate of 16 lanes, 0.87 for 4 coordinates in 4 groups; n = 2: 0.73 against
-       0.60); SSE2 (16 of 2): 4 lanes × 2 coordinates. */
+       0.60); SSE2 (16 of 2): 4 lanes × 2 coordinates; AVX without AVX2 (a native build,
+       untested for speed): 8 lanes × 2 coordinates, so that a vector of floats has its 8
+       lanes. A group keeps at least one whole vector of a coordinate (float32 at AVX-512: one
+       group of 16). */
     #ifndef POLYAK_SWEEP_LANES
     #if defined(__AVX512F__)
       #define POLYAK_SWEEP_LANES 16
@@ -73,6 +76,10 @@ cdef extern from *:
       #define POLYAK_SWEEP_WIDE_GROUPS 2
       #define POLYAK_SWEEP_NARROW 2
       #define POLYAK_SWEEP_GROUPS 2
+    #elif defined(__AVX__)
+      #define POLYAK_SWEEP_LANES 8
+      #define POLYAK_SWEEP_COORDS 2
+      #define POLYAK_SWEEP_NARROW 2
     #else
       #define POLYAK_SWEEP_LANES 4
       #define POLYAK_SWEEP_COORDS 2
@@ -172,7 +179,7 @@ cdef extern from *:
     /* The recurrence's hot loop, written with GCC's vector types (one vector: POLYAK_VBYTES
        bytes of lanes, _common.pxd) rather than as loops over lanes left to the vectorizer: at AVX2, GCC 12
        turned the lanes' loops of a one-coordinate block into scalar code (0.08 of the
-       ceiling) and spilled the registers of a two-coordinate one. polyak_recurrence_T_CN_E_M:
+       ceiling) and spilled the registers of a two-coordinate one in one group. polyak_recurrence_T_CN_E_M:
        `steps` steps of w <- tau w - delta w_prev on C coordinates of the LANES lanes (P: w_prev,
        W: w, tau, delta: C rows of LANES; E = 0: delta's first row serves every coordinate),
        and with M >= 1 each step's losses[s] = sums[s * sums_stride] + sum_c w_c^2 (the sums of
@@ -230,11 +237,14 @@ cdef extern from *:
     static inline void polyak_recurrence_##T##_##CN##_##E##_##M(                              \
             T* P, T* W, const T* tau, const T* delta, ptrdiff_t steps, const T* sums,           \
             ptrdiff_t sums_stride, T* losses, T* lowest) {                                      \
-        enum { V = POLYAK_VBYTES / sizeof(T), N = POLYAK_SWEEP_LANES / V / G };                 \
+        enum { V = POLYAK_VBYTES / sizeof(T), GV = G < POLYAK_SWEEP_LANES / V ? G : POLYAK_SWEEP_LANES / V, \
+               N = POLYAK_SWEEP_LANES / V / GV };                                               \
+        _Static_assert(N >= 1 && POLYAK_SWEEP_LANES % (V * GV) == 0,                            \
+                       "the sweep's lanes must fill whole vectors in every group");            \
         polyak_v##T p[C][N], w[C][N], tt[C][N], dd[E ? C : 1][N], acc[N], lo[N], x;            \
         int c, v, g, o;                                                                         \
         ptrdiff_t s;                                                                            \
-        for (g = 0, o = 0; g < G; g++, o += N * V) {                                            \
+        for (g = 0, o = 0; g < GV; g++, o += N * V) {                                           \
         for (c = 0; c < C; c++)                                                                 \
             for (v = 0; v < N; v++) {                                                           \
                 p[c][v] = polyak_load_##T(P + c * POLYAK_SWEEP_LANES + o + v * V);                  \
@@ -281,17 +291,17 @@ cdef extern from *:
         else { if (M == 2) polyak_recurrence_##T##_##CN##_0_2(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
                else if (M == 1) polyak_recurrence_##T##_##CN##_0_1(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); \
                else polyak_recurrence_##T##_##CN##_0_0(P, W, tau, delta, steps, sums, sums_stride, losses, lowest); }
-    /* the entry point: block of `coords` (COORDS or NARROW) coordinates; losses NULL: no loss;
+    /* the entry point: a block of COORDS coordinates or, `narrow`, of NARROW; losses NULL: no loss;
        lowest NULL: no minimum */
     #define POLYAK_RECURRENCE_ENTRY(T)                                                          \
         POLYAK_RECURRENCES(T, wide, POLYAK_SWEEP_COORDS, POLYAK_SWEEP_WIDE_GROUPS)              \
         POLYAK_RECURRENCES(T, narrow, POLYAK_SWEEP_NARROW, POLYAK_SWEEP_GROUPS)                 \
         static inline void polyak_recurrence_##T(T* P, T* W, const T* tau, const T* delta,     \
                 ptrdiff_t steps, const T* sums, ptrdiff_t sums_stride, T* losses, T* lowest,    \
-                int with_e, ptrdiff_t coords) {                                                 \
+                int with_e, int narrow) {                                                       \
             int mode = lowest ? 2 : losses ? 1 : 0;                                             \
-            if (coords == POLYAK_SWEEP_COORDS) { POLYAK_DISPATCH(T, wide, with_e, mode) }      \
-            else { POLYAK_DISPATCH(T, narrow, with_e, mode) }                                   \
+            if (narrow) { POLYAK_DISPATCH(T, narrow, with_e, mode) }                            \
+            else { POLYAK_DISPATCH(T, wide, with_e, mode) }                                     \
         }
     POLYAK_RECURRENCE_ENTRY(double)
     POLYAK_RECURRENCE_ENTRY(float)
@@ -299,11 +309,11 @@ cdef extern from *:
     void polyak_recurrence_double(double* P, double* W, const double* tau, const double* delta,
                                   Py_ssize_t steps, const double* sums, Py_ssize_t sums_stride,
                                   double* losses, double* lowest, bint with_e,
-                                  Py_ssize_t coords) noexcept nogil
+                                  bint narrow) noexcept nogil
     void polyak_recurrence_float(float* P, float* W, const float* tau, const float* delta,
                                  Py_ssize_t steps, const float* sums, Py_ssize_t sums_stride,
                                  float* losses, float* lowest, bint with_e,
-                                 Py_ssize_t coords) noexcept nogil
+                                 bint narrow) noexcept nogil
 
 
 cdef inline void _add_loss(const floating* acc, floating* losses, floating* lowest,
@@ -327,7 +337,7 @@ cdef inline void _block_steps(floating* W, floating* U, const floating* lam,
                               floating* losses, floating* lowest, bint with_e,
                               bint with_loss, bint with_lowest, bint varying,
                               Py_ssize_t coords) noexcept nogil:
-    # `steps` steps of the update on `coords` <= COORDS coordinates (W, U: coords rows of
+    # `steps` steps of the update on `coords` (COORDS or NARROW) coordinates (W, U: coords rows of
     # LANES) of LANES configurations, held in registers. Coefficients: fixed[0..2] = the
     # lanes' a, k, e, or, `varying`, a_t = fixed[0] + scaled[0]·multipliers[s] and likewise
     # k_t, e_t. with_loss: losses[s, j] = sums[s · sums_stride + j] + Σ_c W[c, j]² after step s, added
@@ -397,15 +407,15 @@ cdef inline void _block_cases(floating* W, floating* U, floating* P, const float
                               const floating* delta, const floating* multipliers,
                               Py_ssize_t steps, const floating* sums, Py_ssize_t sums_stride,
                               floating* losses, floating* lowest, bint with_e, bint varying,
-                              bint recurrence, Py_ssize_t coords) noexcept nogil:
+                              bint recurrence, bint narrow) noexcept nogil:
     # one block's steps, by the recurrence (polyak_recurrence_T) or the update, in blocks of
-    # COORDS coordinates or of NARROW (n <= 2)
+    # COORDS coordinates or, `narrow` (n <= 2), of NARROW
     if recurrence:
         if floating is double:
-            polyak_recurrence_double(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, coords)
+            polyak_recurrence_double(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, narrow)
         else:
-            polyak_recurrence_float(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, coords)
-    elif coords == COORDS:
+            polyak_recurrence_float(P, W, tau, delta, steps, sums, sums_stride, losses, lowest, with_e, narrow)
+    elif not narrow:
         _block_flags(W, U, lam, beta, fixed, scaled, multipliers, steps, sums, sums_stride, losses, lowest, with_e, varying,
                      COORDS)
     else:
@@ -514,7 +524,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     # (lam, e0), all the steps, a check interval at a time: each block of coordinates runs
     # the interval in registers, writing each step's loss so far to `losses` (CHECK_EVERY
     # rows of LANES), then the tolerance and the records are read from there. `work`: room
-    # for W, U, P, tau, delta (n rounded up to COORDS, by LANES; padding: λ = 0, w = 0), λ
+    # for W, U, P, tau, delta (_padded(n) coordinates, by LANES; padding: λ = 0, w = 0), λ
     # padded and the losses. The outputs from this chunk's first configuration
     # (steps_to_tol, loss: NULL if not asked).
     cdef Py_ssize_t i, j, q, t = 0, t_end, s, r, n = run.n
@@ -587,7 +597,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
                          lam_padded + q * width, beta, fixed, scaled, tau + q * width * LANES,
                          delta + q * width * LANES, schedule + t if varying else schedule, t_end - t,
                          <const floating*>zeros if q == 0 else losses, 0 if q == 0 else LANES, losses if any_loss else NULL, lowest if tracking and q == blocks - 1 else NULL,
-                         with_e, varying and t > 0, recurrence, width)
+                         with_e, varying and t > 0, recurrence, n <= 2)
         if tracking:
             _reach(losses, lowest, t_end - t, t + 1, threshold, reached)
         if loss != NULL:
