@@ -106,14 +106,16 @@ cdef extern from *:
       /* NQM_U vectors of replicas, NQM_SG steps drawn together: NQM_G independent Philox
          chains in flight. Chosen by measurement (Zen 4, one thread, 100 directions, M
          direction-steps/s): AVX-512 U=2 SG=2 647 (U=2 SG=1 537, U=1 SG=4 600, U=3 SG=1 625,
-         U=4 SG=1 555); AVX2 U=2 SG=2 358 (U=2 SG=1 311, U=1 SG=4 343, U=3 SG=1 331); SSE2
-         U=4 SG=2 151 (U=2 SG=2 119, U=8 SG=1 159). -DNQM_U=.. -DNQM_SG=.. override them. */
+         U=4 SG=1 555); AVX2 U=4 SG=2 405-429 (U=2 SG=2 333-365, U=4 SG=1 344-351, U=6 SG=2
+         423-459 but slower on 2 threads, U=8 SG=1 379-388, U=3 SG=2 391-401; on 2 threads
+         U=4 SG=2 801-856 against 660-705 for U=2 SG=2); SSE2 U=4 SG=2 151 (U=2 SG=2 119,
+         U=8 SG=1 159). -DNQM_U=.. -DNQM_SG=.. override them. */
       #ifndef NQM_U
       #if defined(__AVX512F__)
         #define NQM_U 2
         #define NQM_SG 2
       #elif defined(__AVX2__)
-        #define NQM_U 2
+        #define NQM_U 4
         #define NQM_SG 2
       #else
         #define NQM_U 4
