@@ -91,7 +91,6 @@ class SweepSpec:
         problem = np.broadcast_to(np.int64(0), (hi - lo,)) if problem is None else np.asarray(problem, np.int64)
         return problem, values["lr"], values["beta"], values["nesterov"]
 
-
     def _axis_over_rows(self, name, first, last):
         """Axis `name`'s value at each configuration of rows first..last−1 of the grid (None
         if it is not an axis): the axis broadcast over the rows' block of the grid, flattened."""
@@ -99,7 +98,7 @@ class SweepSpec:
             return None
         k = self.dims.index(name)
         values = self.coords[name][first:last] if k == 0 else self.coords[name]
-        block = (last - first,) + self.shape[1:] if self.shape else ()
+        block = (last - first,) + self.shape[1:]
         shape = [1] * len(block)
         shape[k] = values.size
         return np.broadcast_to(values.reshape(shape), block).reshape(-1)

@@ -95,7 +95,8 @@ cdef extern from *:
        as loops over lanes left to the vectorizer, which at x86-64-v3 split them into a mix of 256-bit,
        128-bit and scalar operations. polyak_lane_scaled_T_W: `steps` steps of
        v = p x + (b u + q), x -= v, u = v on W coordinates (rows of POLYAK_RUN_LANES lanes) of
-       X and U, in place, the lanes in groups (POLYAK_LANE_GROUPS below). Other compilers: the same loop over lanes, one at a time.
+       X and U, in place, the lanes in groups (POLYAK_LANE_GROUPS below). Other compilers:
+       the same loop over lanes, one at a time.
        A step's chain (u -> b u + q -> p x + that -> u) is two multiply-adds long. Without
        AVX-512 (16 vector registers: the lanes' state fills them, and the steps are
        latency-bound) POLYAK_LANE_PAIRS takes two steps at a time with chains of that length:

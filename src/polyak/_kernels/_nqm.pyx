@@ -107,7 +107,7 @@ cdef extern from *:
          chains in flight. Chosen by measurement (Zen 4, one thread, 100 directions, M
          direction-steps/s): AVX-512 U=2 SG=2 647 (U=2 SG=1 537, U=1 SG=4 600, U=3 SG=1 625,
          U=4 SG=1 555); AVX2 U=4 SG=2 405-429 (U=2 SG=2 333-365, U=4 SG=1 344-351, U=6 SG=2
-         423-459 but slower on 2 threads, U=8 SG=1 379-388, U=3 SG=2 391-401; on 2 threads
+         423-459 but uneven on 2 threads (773-904), U=8 SG=1 379-388, U=3 SG=2 391-401; on 2 threads
          U=4 SG=2 801-856 against 660-705 for U=2 SG=2); SSE2 U=4 SG=2 151 (U=2 SG=2 119,
          U=8 SG=1 159). -DNQM_U=.. -DNQM_SG=.. override them. */
       #ifndef NQM_U

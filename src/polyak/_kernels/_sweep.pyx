@@ -423,10 +423,14 @@ cdef inline void _block_cases(floating* W, floating* U, floating* P, const float
                      NARROW)
 
 
+cdef inline Py_ssize_t _block_width(Py_ssize_t n) noexcept nogil:
+    # coordinates per register block: NARROW where n <= 2 (a wider block would be padding)
+    return NARROW if n <= 2 else COORDS
+
+
 cdef inline Py_ssize_t _padded(Py_ssize_t n) noexcept nogil:
-    # the coordinates of the chunk's arrays: n rounded up to whole blocks (NARROW wide where
-    # n <= 2, else COORDS)
-    cdef Py_ssize_t width = NARROW if n <= 2 else COORDS
+    # the coordinates of the chunk's arrays: n rounded up to whole blocks
+    cdef Py_ssize_t width = _block_width(n)
     return (n + width - 1) // width * width
 
 
@@ -528,7 +532,7 @@ cdef void _sweep_chunk(const floating* lam, const floating* e0, const floating* 
     # padded and the losses. The outputs from this chunk's first configuration
     # (steps_to_tol, loss: NULL if not asked).
     cdef Py_ssize_t i, j, q, t = 0, t_end, s, r, n = run.n
-    cdef Py_ssize_t width = NARROW if n <= 2 else COORDS  # coordinates per register block
+    cdef Py_ssize_t width = _block_width(n)
     cdef Py_ssize_t blocks = (n + width - 1) // width, padded = _padded(n)
     cdef floating* W = work
     cdef floating* U = W + padded * LANES
