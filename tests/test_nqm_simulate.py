@@ -292,34 +292,51 @@ def test_philox_vector_code_matches_the_reference():
         np.testing.assert_array_equal(kernel_philox(seed, *counters), philox_reference(seed, *counters))
 
 
-def box_muller_reference(words):
-    """The kernel's normals from Philox words, in extended precision: ρ = √(−2 ln u₁) with
-    u₁ = 1 − (X >> 12)·2⁻⁵², X = w0·2³² + w1; φ = (π/2)(F − ½), F = (Y >> 12)/2⁵², Y = w2·2³² + w3;
-    (z0, z1) = ρ·(±cos φ, sin φ), cos φ negated by bit 0 of Y, the two swapped by bit 1."""
-    words = words.astype(np.uint64)
-    X = (words[..., 0] << np.uint64(32)) | words[..., 1]
-    Y = (words[..., 2] << np.uint64(32)) | words[..., 3]
+def box_muller_reference(radius_word, angle_word):
+    """The kernel's normals from two Philox words, in extended precision: ρ = √(−2 ln u₁) with
+    u₁ = 1 − (R + ½)·2⁻³²; φ = (π/2)(F − ½), F = (⌊A/4⌋ + ½)·2⁻³⁰; (z0, z1) = ρ·(±cos φ, sin φ),
+    cos φ negated by bit 0 of A, the two swapped by bit 1."""
+    R, A = radius_word.astype(np.uint64), angle_word.astype(np.uint64)
     wide = np.longdouble
-    u1 = 1 - (X >> np.uint64(12)).astype(wide) * wide(2.0) ** -52
+    u1 = 1 - (R.astype(wide) + wide(0.5)) * wide(2.0) ** -32
     pi = 4 * np.arctan(wide(1))
-    phi = pi / 2 * ((Y >> np.uint64(12)).astype(wide) * wide(2.0) ** -52 - wide(0.5))
+    phi = pi / 2 * (((A >> np.uint64(2)).astype(wide) + wide(0.5)) * wide(2.0) ** -30 - wide(0.5))
     rho = np.sqrt(-2 * np.log(u1))
-    c = np.where((Y & np.uint64(1)) == 1, -np.cos(phi), np.cos(phi))
+    c = np.where((A & np.uint64(1)) == 1, -np.cos(phi), np.cos(phi))
     s = np.sin(phi)
-    swap = (Y & np.uint64(2)) == 2
+    swap = (A & np.uint64(2)) == 2
     return np.stack([rho * np.where(swap, s, c), rho * np.where(swap, c, s)], axis=-1)
 
 
 def test_normals_are_box_muller_of_the_philox_words():
+    # block b of (pair, replica, configuration) gives steps 2b (words 0, 1) and 2b + 1 (words 2, 3)
     seed, config, pair, steps, replicas = 2024, 3, 5, 64, 300
     z = np.empty((steps, 2, replicas))
     kernels("_nqm").draw_normals(seed=seed, configuration=config, pair=pair, first_replica=10, out=z)
     t, r = np.meshgrid(np.arange(steps), np.arange(10, 10 + replicas), indexing="ij")
-    words = philox_reference(seed, t, r, np.full_like(t, pair), np.full_like(t, config))
-    expected = np.moveaxis(box_muller_reference(words), -1, 1).astype(np.float64)  # (steps, 2, replicas)
+    words = philox_reference(seed, t // 2, r, np.full_like(t, pair), np.full_like(t, config))
+    odd = (t % 2 == 1)
+    radius_word = np.where(odd, words[..., 2], words[..., 0])
+    angle_word = np.where(odd, words[..., 3], words[..., 1])
+    expected = np.moveaxis(box_muller_reference(radius_word, angle_word), -1, 1).astype(np.float64)
     # a few units in the last place of max(1, |z|) (the absolute error of sin and cos near 0)
     error = np.abs(z - expected) / np.maximum(np.abs(expected), 1.0)
     assert error.max() < 4 * np.finfo(float).eps, error.max() / np.finfo(float).eps
+
+
+def test_the_transform_at_the_ends_of_the_words():
+    # through the kernel's vector code: R = 2³² − 1 gives the largest radius √(66 ln 2) = 6.7636,
+    # R = 0 the smallest, √(2·2⁻³³) (to first order); A = 0 and 2³² − 1 the ends of the angle,
+    # its low two bits each quadrant
+    edges = np.array([0, 1, 2, 3, 2**31, 2**32 - 4, 2**32 - 3, 2**32 - 2, 2**32 - 1], dtype=np.uint32)
+    radius_word, angle_word = (np.ascontiguousarray(w.ravel()) for w in np.meshgrid(edges, edges))
+    z = np.empty((radius_word.size, 2))
+    kernels("_nqm").box_muller(radius_words=radius_word, angle_words=angle_word, out=z)
+    expected = box_muller_reference(radius_word, angle_word).astype(np.float64)
+    np.testing.assert_allclose(z, expected, rtol=4 * np.finfo(float).eps, atol=4 * np.finfo(float).eps)
+    rho = np.hypot(z[:, 0], z[:, 1])
+    assert rho.max() == pytest.approx(np.sqrt(66 * np.log(2)), rel=1e-15)
+    assert rho.min() == pytest.approx(np.sqrt(2.0**-32), rel=1e-9)
 
 
 def test_normals_have_the_moments_of_a_standard_normal():

@@ -114,10 +114,10 @@ def simulate(model, steps, *, lr, beta=0.0, batch_size=1, precondition=0.0, repl
     of its loss curve is that of a start ±√s0 with random signs, its mean that of any start with
     E[θ_0²] = s0) and follows, per direction, v_{t+1} = β v_t − η h^(1−p) θ_t − σ z_t,
     θ_{t+1} = θ_t + v_{t+1} (v_0 = 0), with σ² = η² h^(−2p) c / b and z_t standard normal.
-    The normals come from Philox4x32-10 keyed by the seed, one counter per (step, replica,
-    direction pair, configuration) — configuration k is the k-th of the broadcast configurations
-    in C order — through the Box–Muller transform, all within the kernel (see
-    ``polyak._kernels._nqm`` for the accuracy). The kernel runs with flush-to-zero: a loss below
+    The normals come from Philox4x32-10 keyed by the seed, one counter per (pair of steps,
+    replica, direction pair, configuration) — configuration k is the k-th of the broadcast
+    configurations in C order — through the Box–Muller transform of 32-bit uniforms, all within
+    the kernel (see ``polyak._kernels._nqm`` for the stream and its accuracy). The kernel runs with flush-to-zero: a loss below
     about 2.2e-308 is 0. A diverging configuration's curve turns to inf or NaN; the others are
     unaffected.
     """

@@ -13,22 +13,27 @@ starts at θ_0 = √s0 in every direction. A run's loss is ½ Σ_d h_d θ_d², s
 The noise. z_{t,d} of configuration c, replica r is drawn from Philox4x32-10 (Salmon, Moraes,
 Dror and Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC 2011; Random123's
 known-answer vectors hold) with key (seed mod 2³², seed div 2³²) and counter words
-(t, r, q, c), q = d div 2: one block of four 32-bit words w0..w3 gives the two normals of
-directions 2q and 2q + 1 by the Box–Muller transform. X = w0·2³² + w1 makes the radius:
-ρ = √(−2 ln u₁), u₁ = 1 − (X >> 12)·2⁻⁵² ∈ [2⁻⁵², 1] (so |z| <= √(104 ln 2) = 8.49, left out
-with probability 2e-17). Y = w2·2³² + w3 makes the angle: φ = (π/2)(F − ½) ∈ [−π/4, π/4) with
-F = (Y >> 12)/2⁵², and (z_{2q}, z_{2q+1}) = ρ·(±cos φ, sin φ), cos φ negated where bit 0 of
-Y is set, the two swapped where bit 1 is: the four images of the sector |φ| <= π/4 cover the
-circle, so the angle is uniform and the two normals independent (an exact transform; only the
-rounding is not). Vectorized here: −2 ln u₁ by fdlibm's e_log.c reduction and minimax
-polynomial (ln m = 2s + s·R(s²), s = (m − 1)/(m + 1)), sin φ by fdlibm's k_sin.c polynomial,
+(b, r, q, c), b = t div 2, q = d div 2: one block of four 32-bit words w0..w3 gives four
+normals, two by the Box–Muller transform of (w0, w1) for directions 2q and 2q + 1 at step 2b,
+two of (w2, w3) for the same directions at step 2b + 1. Of a pair (R, A) of words, R makes the
+radius: ρ = √(−2 ln u₁), u₁ = 1 − (R + ½)·2⁻³² ∈ [2⁻³³, 1 − 2⁻³³], the midpoints of 2³² equal
+slices of (0, 1) (so ρ <= √(66 ln 2) = 6.76: the radius's tail beyond it, probability 2⁻³³ =
+1.2e-10, is left out). A makes the angle: φ = (π/2)(F − ½) ∈ (−π/4, π/4) with
+F = (⌊A/4⌋ + ½)·2⁻³⁰, and (z, z') = ρ·(±cos φ, sin φ), cos φ negated where bit 0 of A is set,
+the two swapped where bit 1 is: the four images of the sector |φ| <= π/4 cover the circle, so
+the angle is uniform and the two normals independent (an exact transform; only the rounding is
+not). 32 bits per uniform, not 52: a Philox block then gives four normals, not two, which made
+the simulation 1.3 times as fast at both vector widths; the price is the 2⁻³³ tail and a
+discretization of each uniform at 2⁻³² in probability, far below what any Monte Carlo run can
+resolve. Vectorized here: −2 ln u₁ by fdlibm's e_log.c reduction and minimax polynomial
+(ln m = 2s + s·R(s²), s = (m − 1)/(m + 1)), sin φ by fdlibm's k_sin.c polynomial,
 cos φ = √(1 − sin² φ) (>= 1/√2: well conditioned), √ and the reduction's division by the
 hardware (correctly rounded). Each normal is within 2.1 units of 2⁻⁵² relative to max(1, |z|)
-of the exact transform of its uniforms (measured on 2.4 million; the tests compare with the
+of the exact transform of its uniforms (measured on 4.8 million; the tests compare with the
 transform in NumPy's extended precision and require 4). Every (seed, configuration, replica,
-step, direction) has its own counter, so a result does not depend on the thread count, on the
-order of the work, or on the vector width; the rounding does depend on the instruction-set
-level (FMA or not).
+step, direction) has its own counter and words, so a result does not depend on the thread
+count, on the order of the work, or on the vector width; the rounding does depend on the
+instruction-set level (FMA or not).
 
 The work. A unit is LANES replicas of one configuration, in vector lanes (the key and all
 counter words but the replica's are the same in every lane, so the first Philox rounds are
@@ -103,24 +108,22 @@ cdef extern from *:
         }
         #define NQM_SQRT(a) nqm_sqrt_lanes(a)
       #endif
-      /* NQM_U vectors of replicas, NQM_SG steps drawn together: NQM_G independent Philox
-         chains in flight. Chosen by measurement (Zen 4, one thread, 100 directions, M
-         direction-steps/s): AVX-512 U=2 SG=2 647 (U=2 SG=1 537, U=1 SG=4 600, U=3 SG=1 625,
-         U=4 SG=1 555); AVX2 U=4 SG=2 405-429 (U=2 SG=2 333-365, U=4 SG=1 344-351, U=6 SG=2
-         423-459 but uneven on 2 threads (773-904), U=8 SG=1 379-388, U=3 SG=2 391-401; on 2 threads
-         U=4 SG=2 801-856 against 660-705 for U=2 SG=2); SSE2 U=4 SG=2 151 (U=2 SG=2 119,
-         U=8 SG=1 159). -DNQM_U=.. -DNQM_SG=.. override them. */
+      /* NQM_U vectors of replicas, NQM_SB Philox blocks (2 steps each) drawn together: NQM_G
+         independent Philox chains in flight. Chosen by measurement (Zen 4, one thread, the
+         benchmark's workload, M direction-steps/s): AVX-512 U=2 SB=2 754-791 (U=2 SB=1
+         688-761, U=3 SB=1 649-795, U=4 SB=1 634-713, U=1 SB=2 448-634); AVX2 U=4 SB=2 491-547
+         (U=8 SB=1 531-552, U=6 SB=1 529-564, U=2 SB=2 476-492, U=4 SB=1 501-518; on 2 threads
+         U=4 SB=2 831-976, U=8 SB=1 755-929); SSE2 U=4 SB=2 193-195 (U=4 SB=1 169-186, U=8 SB=1
+         169-191). -DNQM_U=.. -DNQM_SB=.. override them. */
       #ifndef NQM_U
       #if defined(__AVX512F__)
         #define NQM_U 2
-        #define NQM_SG 2
-      #elif defined(__AVX2__)
-        #define NQM_U 4
-        #define NQM_SG 2
       #else
         #define NQM_U 4
-        #define NQM_SG 2
       #endif
+      #endif
+      #ifndef NQM_SB
+        #define NQM_SB 2
       #endif
     #else  /* other compilers: one lane per "vector" */
       #define NQM_V 1
@@ -134,7 +137,7 @@ cdef extern from *:
       #define NQM_MUL32(a, b) (((a) & 0xffffffffull) * ((b) & 0xffffffffull))
       #define NQM_SQRT(a) sqrt(a)
       #define NQM_U 4
-      #define NQM_SG 1
+      #define NQM_SB 1
     #endif
     #ifndef NQM_PICK
       static inline nqm_d nqm_pick(nqm_u Y, nqm_d a, nqm_d b) {
@@ -144,8 +147,10 @@ cdef extern from *:
       #define NQM_PICK(Y, a, b) nqm_pick(Y, a, b)
     #endif
     #define NQM_LANES (NQM_V * NQM_U)   /* replicas per unit */
-    #define NQM_G (NQM_SG * NQM_U)      /* vectors of normals drawn together: NQM_SG steps */
+    #define NQM_G (NQM_SB * NQM_U)      /* Philox chains drawn together */
+    #define NQM_SG (2 * NQM_SB)         /* steps drawn together */
     #define NQM_CHUNK 128               /* steps per chunk (the losses of a chunk stay in L1) */
+    _Static_assert(NQM_CHUNK % NQM_SG == 0, "a chunk starts at an even step: a whole Philox block");
     #define NQM_ALIGN 64
 
     /* ---- Philox4x32-10 ---- */
@@ -166,20 +171,20 @@ cdef extern from *:
         }
     }
 
-    /* Philox4x32-10 of the counters (step0 + i, replica lanes, pair, config) for i < NQM_SG,
-       vector g = i * NQM_U + u with replica[u]. The words sit in the low halves of 64-bit
-       lanes; the high halves hold garbage until the end. The replica is the one word that
-       differs between lanes: round 1 multiplies only scalars, rounds 2 and 3 one vector each,
-       round 4 takes one scalar word. Output: X = w0 << 32 | w1, Y = w2 << 32 | w3. */
-    static inline void nqm_philox(uint64_t step0, const nqm_u* replica, uint64_t pair,
-                                  uint64_t config, const uint64_t* keys, nqm_u* X, nqm_u* Y) {
+    /* Philox4x32-10 of the counters (block0 + i, replica lanes, pair, config) for i < NQM_SB,
+       chain g = i * NQM_U + u with replica[u]: word j of chain g in the low halves of the
+       64-bit lanes of w[j * NQM_G + g] (the high halves hold garbage). The replica is the one
+       word that differs between lanes: round 1 multiplies only scalars, rounds 2 and 3 one
+       vector each, round 4 takes one scalar word. */
+    static inline void nqm_philox(uint64_t block0, const nqm_u* replica, uint64_t pair,
+                                  uint64_t config, const uint64_t* keys, nqm_u* w) {
         const nqm_u m0 = NQM_SPLAT_U(NQM_M0), m1 = NQM_SPLAT_U(NQM_M1);
-        nqm_u c0[NQM_G], c1[NQM_G], c2[NQM_G], c3[NQM_G];
-        uint64_t s3[NQM_SG];
+        nqm_u *c0 = w, *c1 = w + NQM_G, *c2 = w + 2 * NQM_G, *c3 = w + 3 * NQM_G;
+        uint64_t s3[NQM_SB];
         const uint64_t Q1 = NQM_M1 * pair, a0 = (Q1 >> 32) ^ keys[0];
-        for (int i = 0; i < NQM_SG; i++) {
-            /* round 1: (step, pair) scalar products; words 1 (replica lanes ^ ...) and 3 */
-            uint64_t P0 = NQM_M0 * (step0 + (uint64_t)i);
+        for (int i = 0; i < NQM_SB; i++) {
+            /* round 1: (block, pair) scalar products; words 1 (replica lanes ^ ...) and 3 */
+            uint64_t P0 = NQM_M0 * (block0 + (uint64_t)i);
             uint64_t w2 = (P0 >> 32) ^ config ^ keys[1], w3 = P0 & NQM_LOW;
             /* round 2: word 0 a vector, word 2 a scalar */
             uint64_t P1 = NQM_M1 * w2;
@@ -202,7 +207,7 @@ cdef extern from *:
                 c2[g] = c3[g] ^ x2;
             }
         }
-        for (int i = 0; i < NQM_SG; i++)  /* round 4: word 3 a scalar */
+        for (int i = 0; i < NQM_SB; i++)  /* round 4: word 3 a scalar */
             for (int u = 0; u < NQM_U; u++) {
                 int g = i * NQM_U + u;
                 nqm_u p0 = NQM_MUL32(c0[g], m0), p1 = NQM_MUL32(c2[g], m1);
@@ -220,10 +225,6 @@ cdef extern from *:
                 nqm_u n2 = (p0 >> 32) ^ c3[g] ^ k1;
                 c1[g] = p1; c3[g] = p0; c0[g] = n0; c2[g] = n2;
             }
-        }
-        for (int g = 0; g < NQM_G; g++) {
-            X[g] = (c0[g] << 32) | (c1[g] & NQM_LOW);
-            Y[g] = (c2[g] << 32) | (c3[g] & NQM_LOW);
         }
     }
 
@@ -253,36 +254,47 @@ cdef extern from *:
         return dk * ln2_hi + (dk * ln2_lo + (s * R + -4.0 * s));
     }
 
-    /* The two normals of one Philox block (X, Y). Radius rho = sqrt(-2 ln u1) with
-       u1 = 1 - (X >> 12) 2^-52 in [2^-52, 1]. Angle: phi = (pi/2)(F - 1/2) in [-pi/4, pi/4) with
-       F the top 52 bits of Y over 2^52; bit 0 of Y negates cos phi, bit 1 swaps the two: the
-       angle is uniform on the circle (the four images of the sector |phi| <= pi/4). sin phi by
-       fdlibm's k_sin.c polynomial (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2:
-       well conditioned). */
-    static inline void nqm_box_muller(nqm_u X, nqm_u Y, nqm_d* z0, nqm_d* z1) {
+    /* The two normals of one radius word R and one angle word A (32 bits each, in the low
+       halves of the lanes). Radius rho = sqrt(-2 ln u1) with u1 = 1 - (R + 1/2) 2^-32 in
+       [2^-33, 1 - 2^-33]. Angle: phi = (pi/2)(F - 1/2) in (-pi/4, pi/4) with
+       F = ((A >> 2) + 1/2) 2^-30; bit 0 of A negates cos phi, bit 1 swaps the two: the angle
+       is uniform on the circle (the four images of the sector |phi| <= pi/4). Both uniforms
+       are made exactly, as 1 + F in the mantissa of a double. sin phi by fdlibm's k_sin.c
+       polynomial (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well
+       conditioned). */
+    static inline void nqm_box_muller(nqm_u R, nqm_u A, nqm_d* z0, nqm_d* z1) {
         const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03,
             S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06,
             S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
-        const uint64_t ONE = 0x3ff0000000000000ull;
-        nqm_d u1 = 2.0 - NQM_AS_D((X >> 12) | ONE);
+        /* 1 + (R + 1/2) 2^-32: R in mantissa bits 20..51, the half in bit 19 */
+        const uint64_t RADIUS_BITS = 0x000ffffffff00000ull, RADIUS_ONE = 0x3ff0000000080000ull;
+        /* 1 + (A >> 2 + 1/2) 2^-30: A >> 2 in mantissa bits 22..51, the half in bit 21 */
+        const uint64_t ANGLE_BITS = 0x000fffffffc00000ull, ANGLE_ONE = 0x3ff0000000200000ull;
+        nqm_d u1 = 2.0 - NQM_AS_D(((R << 20) & RADIUS_BITS) | RADIUS_ONE);
         nqm_d rho = NQM_SQRT(nqm_minus_2_log(u1));
-        nqm_d phi = (NQM_AS_D((Y >> 12) | ONE) - 1.5) * 1.57079632679489661923;
+        nqm_d phi = (NQM_AS_D(((A << 20) & ANGLE_BITS) | ANGLE_ONE) - 1.5) * 1.57079632679489661923;
         nqm_d z = phi * phi;
         nqm_d sn = phi + (z * phi) * (S1 + z * (S2 + z * (S3 + z * (S4 + z * (S5 + z * S6)))));
         nqm_d cs = NQM_SQRT(1.0 - sn * sn);
-        nqm_d c = NQM_AS_D(NQM_AS_U(cs) ^ (Y << 63));
-        *z0 = rho * NQM_PICK(Y, c, sn);
-        *z1 = rho * NQM_PICK(Y, sn, c);
+        nqm_d c = NQM_AS_D(NQM_AS_U(cs) ^ (A << 63));
+        *z0 = rho * NQM_PICK(A, c, sn);
+        *z1 = rho * NQM_PICK(A, sn, c);
     }
 
-    /* z0[g], z1[g]: the normals of directions 2 pair and 2 pair + 1 at step step0 + g / NQM_U
-       of the replicas in the lanes of replica[g % NQM_U] */
-    static inline void nqm_normals(uint64_t step0, const nqm_u* replica, uint64_t pair,
+    /* z0[j * NQM_U + u], z1[...]: the normals of directions 2 pair and 2 pair + 1 at step
+       2 block0 + j (j < NQM_SG) of the replicas in the lanes of replica[u]. Block b gives steps
+       2b (words 0, 1) and 2b + 1 (words 2, 3). */
+    static inline void nqm_normals(uint64_t block0, const nqm_u* replica, uint64_t pair,
                                    uint64_t config, const uint64_t* keys, nqm_d* z0, nqm_d* z1) {
-        nqm_u X[NQM_G], Y[NQM_G];
-        nqm_philox(step0, replica, pair, config, keys, X, Y);
+        nqm_u w[4 * NQM_G];
+        nqm_philox(block0, replica, pair, config, keys, w);
         NQM_UNROLL(1)  /* (unrolled, the vectors' transforms spill registers) */
-        for (int g = 0; g < NQM_G; g++) nqm_box_muller(X[g], Y[g], &z0[g], &z1[g]);
+        for (int g = 0; g < NQM_G; g++) {
+            const int i = g / NQM_U, u = g % NQM_U;
+            nqm_box_muller(w[g], w[NQM_G + g], &z0[2 * i * NQM_U + u], &z1[2 * i * NQM_U + u]);
+            nqm_box_muller(w[2 * NQM_G + g], w[3 * NQM_G + g], &z0[(2 * i + 1) * NQM_U + u],
+                           &z1[(2 * i + 1) * NQM_U + u]);
+        }
     }
 
     static inline void nqm_replica_lanes(uint64_t first, nqm_u* replica) {
@@ -352,9 +364,9 @@ cdef extern from *:
                 const double wa = w[2 * q], wb = w[2 * q + 1];
                 int64_t next = k0 * every;
                 nqm_d* rec = (nqm_d*)window;
-                for (int64_t tb = t0; tb < t1; tb += NQM_SG) {
-                    nqm_d za[NQM_G], zb[NQM_G];
-                    nqm_normals((uint64_t)tb, replica, (uint64_t)q, config, keys, za, zb);
+                for (int64_t tb = t0; tb < t1; tb += NQM_SG) {  /* (t0 is even) */
+                    nqm_d za[NQM_SG * NQM_U], zb[NQM_SG * NQM_U];
+                    nqm_normals((uint64_t)tb / 2, replica, (uint64_t)q, config, keys, za, zb);
                     for (int i = 0; i < NQM_SG && tb + i < t1; i++) {
                         for (int u = 0; u < NQM_U; u++) {
                             v_a[u] = beta * v_a[u] - xa * th_a[u] - sa * za[i * NQM_U + u];
@@ -402,9 +414,9 @@ cdef extern from *:
             nqm_u replica[NQM_U];
             nqm_replica_lanes(first + (uint64_t)r0, replica);
             for (int64_t tb = 0; tb < steps; tb += NQM_SG) {
-                nqm_d za[NQM_G], zb[NQM_G];
-                double a[NQM_G * NQM_V], b[NQM_G * NQM_V];
-                nqm_normals((uint64_t)tb, replica, pair, config, keys, za, zb);
+                nqm_d za[NQM_SG * NQM_U], zb[NQM_SG * NQM_U];
+                double a[NQM_SG * NQM_LANES], b[NQM_SG * NQM_LANES];
+                nqm_normals((uint64_t)tb / 2, replica, pair, config, keys, za, zb);
                 memcpy(a, za, sizeof(a));
                 memcpy(b, zb, sizeof(b));
                 for (int i = 0; i < NQM_SG && tb + i < steps; i++)
@@ -412,6 +424,30 @@ cdef extern from *:
                         out[((tb + i) * 2) * count + r0 + j] = a[i * NQM_LANES + j];
                         out[((tb + i) * 2 + 1) * count + r0 + j] = b[i * NQM_LANES + j];
                     }
+            }
+        }
+    }
+
+    /* (z0[i], z1[i]) = the Box-Muller normals of radius word R[i] and angle word A[i], through
+       the kernel's vector code, for the tests */
+    static void nqm_box_muller_words(const uint32_t* R, const uint32_t* A, int64_t count, double* z) {
+        for (int64_t i0 = 0; i0 < count; i0 += NQM_V) {
+            uint64_t r[NQM_V], a[NQM_V];
+            double z0[NQM_V], z1[NQM_V];
+            nqm_u rv, av;
+            nqm_d z0v, z1v;
+            for (int j = 0; j < NQM_V; j++) {
+                r[j] = i0 + j < count ? R[i0 + j] : 0;
+                a[j] = i0 + j < count ? A[i0 + j] : 0;
+            }
+            memcpy(&rv, r, sizeof(r));
+            memcpy(&av, a, sizeof(a));
+            nqm_box_muller(rv, av, &z0v, &z1v);
+            memcpy(z0, &z0v, sizeof(z0));
+            memcpy(z1, &z1v, sizeof(z1));
+            for (int j = 0; j < NQM_V && i0 + j < count; j++) {
+                z[2 * (i0 + j)] = z0[j];
+                z[2 * (i0 + j) + 1] = z1[j];
             }
         }
     }
@@ -424,16 +460,14 @@ cdef extern from *:
         uint64_t keys[20];
         nqm_round_keys(seed, keys);
         for (int64_t i = 0; i < count; i++) {
-            nqm_u replica[NQM_U], X[NQM_G], Y[NQM_G];
-            uint64_t x[NQM_G * NQM_V], y[NQM_G * NQM_V];
+            nqm_u replica[NQM_U], w[4 * NQM_G];
             for (int u = 0; u < NQM_U; u++) replica[u] = NQM_SPLAT_U(c1[i]);
-            nqm_philox(c0[i], replica, c2[i], c3[i], keys, X, Y);
-            memcpy(x, X, sizeof(x));
-            memcpy(y, Y, sizeof(y));
-            words[4 * i] = (uint32_t)(x[0] >> 32);
-            words[4 * i + 1] = (uint32_t)x[0];
-            words[4 * i + 2] = (uint32_t)(y[0] >> 32);
-            words[4 * i + 3] = (uint32_t)y[0];
+            nqm_philox(c0[i], replica, c2[i], c3[i], keys, w);
+            for (int j = 0; j < 4; j++) {
+                uint64_t lanes[NQM_V];
+                memcpy(lanes, &w[j * NQM_G], sizeof(lanes));
+                words[4 * i + j] = (uint32_t)lanes[0];
+            }
         }
     }
 
@@ -448,6 +482,7 @@ cdef extern from *:
                  double* mean, double* m2, const int* stop) noexcept nogil
     void nqm_draw(uint64_t seed, uint64_t config, uint64_t pair, uint64_t first, int64_t count,
                   int64_t steps, double* out) noexcept nogil
+    void nqm_box_muller_words(const uint32_t* R, const uint32_t* A, int64_t count, double* z) noexcept nogil
     void nqm_philox_words(uint64_t seed, const uint32_t* c0, const uint32_t* c1, const uint32_t* c2,
                           const uint32_t* c3, int64_t count, uint32_t* words) noexcept nogil
 
@@ -565,3 +600,9 @@ def philox(*, uint64_t seed, const uint32_t[::1] c0, const uint32_t[::1] c1, con
     """out[i] = Philox4x32-10 (key = seed's low and high 32 bits) of counter (c0[i], c1[i], c2[i],
     c3[i]), computed by the kernel's vector code. For the tests."""
     nqm_philox_words(seed, &c0[0], &c1[0], &c2[0], &c3[0], c0.shape[0], &out[0, 0])
+
+
+def box_muller(*, const uint32_t[::1] radius_words, const uint32_t[::1] angle_words, double[:, ::1] out):
+    """out[i] = the two normals that the kernel's Box–Muller transform makes of radius word
+    radius_words[i] and angle word angle_words[i] (out of shape (N, 2)). For the tests."""
+    nqm_box_muller_words(&radius_words[0], &angle_words[0], radius_words.shape[0], &out[0, 0])
