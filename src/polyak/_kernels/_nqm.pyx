@@ -28,9 +28,10 @@ discretization of each uniform at 2⁻³² in probability, far below what any Mo
 resolve. Vectorized here: −2 ln u₁ by fdlibm's e_log.c reduction and minimax polynomial
 (ln m = 2s + s·R(s²), s = (m − 1)/(m + 1)), sin φ by fdlibm's k_sin.c polynomial,
 cos φ = √(1 − sin² φ) (>= 1/√2: well conditioned), √ and the reduction's division by the
-hardware (correctly rounded). Each normal is within 2.1 units of 2⁻⁵² relative to max(1, |z|)
-of the exact transform of its uniforms (measured on 4.8 million; the tests compare with the
-transform in NumPy's extended precision and require 4). Every (seed, configuration, replica,
+hardware (correctly rounded). Each normal is within 2.2 units of 2⁻⁵² relative to max(1, |z|)
+of the exact transform of its uniforms (measured on 4.8 million at each level: 2.10 with FMA,
+2.14 without; the tests compare with the transform in NumPy's extended precision and require
+4). Every (seed, configuration, replica,
 step, direction) has its own counter and words, so a result does not depend on the thread
 count, on the order of the work, or on the vector width; the rounding does depend on the
 instruction-set level (FMA or not).
@@ -109,12 +110,13 @@ cdef extern from *:
         #define NQM_SQRT(a) nqm_sqrt_lanes(a)
       #endif
       /* NQM_U vectors of replicas, NQM_SB Philox blocks (2 steps each) drawn together: NQM_G
-         independent Philox chains in flight. Chosen by measurement (Zen 4, one thread, the
-         benchmark's workload, M direction-steps/s): AVX-512 U=2 SB=2 754-791 (U=2 SB=1
-         688-761, U=3 SB=1 649-795, U=4 SB=1 634-713, U=1 SB=2 448-634); AVX2 U=4 SB=2 491-547
-         (U=8 SB=1 531-552, U=6 SB=1 529-564, U=2 SB=2 476-492, U=4 SB=1 501-518; on 2 threads
-         U=4 SB=2 831-976, U=8 SB=1 755-929); SSE2 U=4 SB=2 193-195 (U=4 SB=1 169-186, U=8 SB=1
-         169-191). -DNQM_U=.. -DNQM_SB=.. override them. */
+         independent Philox chains in flight, 2 NQM_G transforms in one pipeline. Chosen by
+         measurement (Zen 4, one thread, the benchmark's workload, M direction-steps/s, with
+         the pipelined transforms): AVX-512 U=2 SB=2 764-922 (U=4 SB=2 880-907, U=2 SB=4
+         885-897, U=3 SB=2 835-843); AVX2 U=4 SB=2 532-657 (U=8 SB=1 504-575, U=4 SB=1
+         528-606, U=2 SB=4 529-571, U=2 SB=2 472-542); SSE2 U=4 SB=2 254-256 (before the
+         pipeline: U=4 SB=1 169-186, U=8 SB=1 169-191, against 193-195). -DNQM_U=.. -DNQM_SB=..
+         override them (NQM_CHUNK must stay a multiple of 2 NQM_SB). */
       #ifndef NQM_U
       #if defined(__AVX512F__)
         #define NQM_U 2
@@ -228,73 +230,109 @@ cdef extern from *:
         }
     }
 
-    /* ---- Box-Muller ---- */
-    /* -2 ln x for x in [2^-1022, 1] (normal): fdlibm's e_log.c reduction x = 2^k m,
-       m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f), and its minimax polynomial
-       (|error| < 2^-58.45) in ln m = 2 atanh(s) = 2 s + s R(s^2), everything times -2
-       (exactly: the constants carry the factor), without the special cases (zero, negative,
-       subnormal, inf). Within 2 ulp. */
-    static inline nqm_d nqm_minus_2_log(nqm_d x) {
-        const double L1 = -2 * 6.666666666666735130e-01, L2 = -2 * 3.999999999940941908e-01,
-            L3 = -2 * 2.857142874366239149e-01, L4 = -2 * 2.222219843214978396e-01,
-            L5 = -2 * 1.818357216161805012e-01, L6 = -2 * 1.531383769920937332e-01,
-            L7 = -2 * 1.479819860511658591e-01, ln2_hi = -2 * 6.93147180369123816490e-01,
-            ln2_lo = -2 * 1.90821492927058770002e-10;
-        const uint64_t MANT = 0x000fffffffffffffull;
-        nqm_u ix = NQM_AS_U(x);
-        nqm_u mant = ix & MANT;
-        /* i: 2^52 where the mantissa is >= sqrt(2) (then m = mantissa / 2 and k + 1) */
-        nqm_u i = (mant + 0x00095f6400000000ull) & 0x0010000000000000ull;
-        nqm_u kexp = (ix + i) >> 52;
-        nqm_d dk = NQM_AS_D(kexp | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0);
-        nqm_d f = NQM_AS_D(mant | (i ^ 0x3ff0000000000000ull)) - 1.0;
-        nqm_d s = f / (2.0 + f);
-        nqm_d z = s * s;
-        nqm_d R = z * (L1 + z * (L2 + z * (L3 + z * (L4 + z * (L5 + z * (L6 + z * L7))))));
-        return dk * ln2_hi + (dk * ln2_lo + (s * R + -4.0 * s));
-    }
-
-    /* The two normals of one radius word R and one angle word A (32 bits each, in the low
+    /* ---- Box-Muller ----
+       The two normals of one radius word R and one angle word A (32 bits each, in the low
        halves of the lanes). Radius rho = sqrt(-2 ln u1) with u1 = 1 - (R + 1/2) 2^-32 in
        [2^-33, 1 - 2^-33]. Angle: phi = (pi/2)(F - 1/2) in (-pi/4, pi/4) with
        F = ((A >> 2) + 1/2) 2^-30; bit 0 of A negates cos phi, bit 1 swaps the two: the angle
        is uniform on the circle (the four images of the sector |phi| <= pi/4). Both uniforms
-       are made exactly, as 1 + F in the mantissa of a double. sin phi by fdlibm's k_sin.c
-       polynomial (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well
-       conditioned). */
-    static inline void nqm_box_muller(nqm_u R, nqm_u A, nqm_d* z0, nqm_d* z1) {
-        const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03,
-            S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06,
-            S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
+       are made exactly, as 1 + F in the mantissa of a double.
+       -2 ln u1 by fdlibm's e_log.c reduction u1 = 2^k m, m in [sqrt(1/2), sqrt(2)), f = m - 1,
+       s = f / (2 + f), and its minimax polynomial (|error| < 2^-58.45) in
+       ln m = 2 atanh(s) = 2 s + s^3 P(s^2), times -2 (the constants carry the factor), summed as
+       k (-2 ln 2) + s (s^2 P - 4) with one rounding each (a multiply-add; within 2 ulp), without
+       the special cases (zero, negative, subnormal, inf). sin phi by fdlibm's k_sin.c polynomial
+       (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well conditioned).
+       In three stages, so that the transforms of a draw can be software-pipelined: the
+       division, the square roots and the polynomials' chains of several transforms in flight
+       at once (their latency, not the count of instructions, bounds one transform at a time:
+       at AVX2 9.1 against 7.4 ns per vector, in a loop of the transforms alone). */
+    typedef struct { nqm_d s, dk, phi, z; nqm_u A; } nqm_bm_first;
+    typedef struct { nqm_d r2, sn, omc; nqm_u A; } nqm_bm_second;
+
+    static inline nqm_bm_first nqm_bm_stage1(nqm_u R, nqm_u A) {
         /* 1 + (R + 1/2) 2^-32: R in mantissa bits 20..51, the half in bit 19 */
         const uint64_t RADIUS_BITS = 0x000ffffffff00000ull, RADIUS_ONE = 0x3ff0000000080000ull;
         /* 1 + (A >> 2 + 1/2) 2^-30: A >> 2 in mantissa bits 22..51, the half in bit 21 */
         const uint64_t ANGLE_BITS = 0x000fffffffc00000ull, ANGLE_ONE = 0x3ff0000000200000ull;
+        const uint64_t MANT = 0x000fffffffffffffull;
+        nqm_bm_first o;
         nqm_d u1 = 2.0 - NQM_AS_D(((R << 20) & RADIUS_BITS) | RADIUS_ONE);
-        nqm_d rho = NQM_SQRT(nqm_minus_2_log(u1));
-        nqm_d phi = (NQM_AS_D(((A << 20) & ANGLE_BITS) | ANGLE_ONE) - 1.5) * 1.57079632679489661923;
-        nqm_d z = phi * phi;
-        nqm_d sn = phi + (z * phi) * (S1 + z * (S2 + z * (S3 + z * (S4 + z * (S5 + z * S6)))));
-        nqm_d cs = NQM_SQRT(1.0 - sn * sn);
-        nqm_d c = NQM_AS_D(NQM_AS_U(cs) ^ (A << 63));
-        *z0 = rho * NQM_PICK(A, c, sn);
-        *z1 = rho * NQM_PICK(A, sn, c);
+        nqm_u ix = NQM_AS_U(u1);
+        nqm_u mant = ix & MANT;
+        /* i: 2^52 where the mantissa is >= sqrt(2) (then m = mantissa / 2 and k + 1) */
+        nqm_u i = (mant + 0x00095f6400000000ull) & 0x0010000000000000ull;
+        nqm_u kexp = (ix + i) >> 52;
+        o.dk = NQM_AS_D(kexp | 0x4330000000000000ull) - (4503599627370496.0 + 1023.0);
+        nqm_d f = NQM_AS_D(mant | (i ^ 0x3ff0000000000000ull)) - 1.0;
+        o.s = f / (2.0 + f);
+        o.phi = (NQM_AS_D(((A << 20) & ANGLE_BITS) | ANGLE_ONE) - 1.5) * 1.57079632679489661923;
+        o.z = o.phi * o.phi;
+        o.A = A;
+        return o;
+    }
+
+    static inline nqm_bm_second nqm_bm_stage2(nqm_bm_first a) {
+        const double L1 = -2 * 6.666666666666735130e-01, L2 = -2 * 3.999999999940941908e-01,
+            L3 = -2 * 2.857142874366239149e-01, L4 = -2 * 2.222219843214978396e-01,
+            L5 = -2 * 1.818357216161805012e-01, L6 = -2 * 1.531383769920937332e-01,
+            L7 = -2 * 1.479819860511658591e-01, MINUS_2_LN2 = -1.38629436111989057245;
+        const double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03,
+            S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06,
+            S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
+        nqm_bm_second o;
+        nqm_d s = a.s, z = s * s;
+        nqm_d P = L1 + z * (L2 + z * (L3 + z * (L4 + z * (L5 + z * (L6 + z * L7)))));
+        o.r2 = a.dk * MINUS_2_LN2 + s * (z * P + -4.0);
+        nqm_d phi = a.phi, w = a.z;
+        o.sn = phi + (w * phi) * (S1 + w * (S2 + w * (S3 + w * (S4 + w * (S5 + w * S6)))));
+        o.omc = 1.0 - o.sn * o.sn;
+        o.A = a.A;
+        return o;
+    }
+
+    static inline void nqm_bm_stage3(nqm_bm_second b, nqm_d* z0, nqm_d* z1) {
+        nqm_d rho = NQM_SQRT(b.r2), cs = NQM_SQRT(b.omc);
+        nqm_d c = NQM_AS_D(NQM_AS_U(cs) ^ (b.A << 63));
+        *z0 = rho * NQM_PICK(b.A, c, b.sn);
+        *z1 = rho * NQM_PICK(b.A, b.sn, c);
+    }
+
+    static inline void nqm_box_muller(nqm_u R, nqm_u A, nqm_d* z0, nqm_d* z1) {
+        nqm_bm_stage3(nqm_bm_stage2(nqm_bm_stage1(R, A)), z0, z1);
     }
 
     /* z0[j * NQM_U + u], z1[...]: the normals of directions 2 pair and 2 pair + 1 at step
        2 block0 + j (j < NQM_SG) of the replicas in the lanes of replica[u]. Block b gives steps
-       2b (words 0, 1) and 2b + 1 (words 2, 3). */
+       2b (words 0, 1) and 2b + 1 (words 2, 3). The 2 NQM_G transforms k = 2 g + h (chain g,
+       words 2h and 2h + 1) software-pipelined: stage 1 of k + 2, stage 2 of k + 1 and stage 3
+       of k together. */
+    #define NQM_TRANSFORMS (2 * NQM_G)
+    _Static_assert(NQM_TRANSFORMS >= 2, "the pipeline's prologue takes two transforms");
     static inline void nqm_normals(uint64_t block0, const nqm_u* replica, uint64_t pair,
                                    uint64_t config, const uint64_t* keys, nqm_d* z0, nqm_d* z1) {
         nqm_u w[4 * NQM_G];
         nqm_philox(block0, replica, pair, config, keys, w);
-        NQM_UNROLL(1)  /* (unrolled, the vectors' transforms spill registers) */
-        for (int g = 0; g < NQM_G; g++) {
-            const int i = g / NQM_U, u = g % NQM_U;
-            nqm_box_muller(w[g], w[NQM_G + g], &z0[2 * i * NQM_U + u], &z1[2 * i * NQM_U + u]);
-            nqm_box_muller(w[2 * NQM_G + g], w[3 * NQM_G + g], &z0[(2 * i + 1) * NQM_U + u],
-                           &z1[(2 * i + 1) * NQM_U + u]);
+        #define NQM_RADIUS(k) w[2 * ((k) % 2) * NQM_G + (k) / 2]
+        #define NQM_ANGLE(k) w[(2 * ((k) % 2) + 1) * NQM_G + (k) / 2]
+        /* the output of transform k: step 2 (g / NQM_U) + k % 2, vector g % NQM_U */
+        #define NQM_OUT(k) ((2 * (((k) / 2) / NQM_U) + (k) % 2) * NQM_U + ((k) / 2) % NQM_U)
+        nqm_bm_second b = nqm_bm_stage2(nqm_bm_stage1(NQM_RADIUS(0), NQM_ANGLE(0)));
+        nqm_bm_first a = nqm_bm_stage1(NQM_RADIUS(1), NQM_ANGLE(1));
+        NQM_UNROLL(1)
+        for (int k = 0; k < NQM_TRANSFORMS - 2; k++) {
+            nqm_bm_first a_next = nqm_bm_stage1(NQM_RADIUS(k + 2), NQM_ANGLE(k + 2));
+            nqm_bm_second b_next = nqm_bm_stage2(a);
+            nqm_bm_stage3(b, &z0[NQM_OUT(k)], &z1[NQM_OUT(k)]);
+            a = a_next;
+            b = b_next;
         }
+        nqm_bm_second b_last = nqm_bm_stage2(a);
+        nqm_bm_stage3(b, &z0[NQM_OUT(NQM_TRANSFORMS - 2)], &z1[NQM_OUT(NQM_TRANSFORMS - 2)]);
+        nqm_bm_stage3(b_last, &z0[NQM_OUT(NQM_TRANSFORMS - 1)], &z1[NQM_OUT(NQM_TRANSFORMS - 1)]);
+        #undef NQM_RADIUS
+        #undef NQM_ANGLE
+        #undef NQM_OUT
     }
 
     static inline void nqm_replica_lanes(uint64_t first, nqm_u* replica) {
