@@ -23,7 +23,7 @@ F = (⌊A/4⌋ + ½)·2⁻³⁰, and (z, z') = ρ·(±cos φ, sin φ), cos φ ne
 the two swapped where bit 1 is: the four images of the sector |φ| <= π/4 cover the circle, so
 the angle is uniform and the two normals independent (an exact transform; only the rounding is
 not). 32 bits per uniform, not 52: a Philox block then gives four normals, not two, which made
-the simulation 1.3 times as fast at both vector widths; the price is the 2⁻³³ tail and a
+the simulation 1.2–1.3 times as fast at both vector widths; the price is the 2⁻³³ tail and a
 discretization of each uniform at 2⁻³² in probability, far below what any Monte Carlo run can
 resolve. Vectorized here: −2 ln u₁ by fdlibm's e_log.c reduction and minimax polynomial
 (ln m = 2s + s·R(s²), s = (m − 1)/(m + 1)), sin φ by fdlibm's k_sin.c polynomial,
