@@ -227,7 +227,8 @@ def test_levels_draw_the_same_noise():
 def test_the_kernel_runs_the_documented_update_on_the_drawn_noise():
     # a NumPy re-run of the model with the normals the kernel says it draws
     model = NoisyQuadratic([1.0, 0.5, 0.25], c=[0.5, 1.0, 2.0], s0=[1.0, 4.0, 0.5])
-    lr, beta, b, steps, replicas = np.array([0.2, 0.6]), 0.7, 3, 25, 21
+    # 131 steps: across a chunk of the kernel (128 steps) and an odd count (half a Philox block)
+    lr, beta, b, steps, replicas = np.array([0.2, 0.6]), 0.7, 3, 131, 21
     result = simulate(model, steps, lr=lr, beta=beta, batch_size=b, replicas=replicas, seed=31)
     draw = kernels("_nqm").draw_normals
     for config, eta in enumerate(lr):
@@ -337,6 +338,8 @@ def test_the_transform_at_the_ends_of_the_words():
     rho = np.hypot(z[:, 0], z[:, 1])
     assert rho.max() == pytest.approx(np.sqrt(66 * np.log(2)), rel=1e-15)
     assert rho.min() == pytest.approx(np.sqrt(2.0**-32), rel=1e-9)
+    with pytest.raises(ValueError, match="one length N"):
+        kernels("_nqm").box_muller(radius_words=radius_word, angle_words=angle_word[:-1], out=z)
 
 
 def test_normals_have_the_moments_of_a_standard_normal():

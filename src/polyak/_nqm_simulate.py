@@ -31,8 +31,8 @@ from polyak.execution import _call_kernel
 
 __all__ = ["simulate", "SimulationResult"]
 
-#: Limits of the noise generator's counters (32-bit words): steps, replicas per configuration,
-#: configurations, and directions (two per counter).
+#: Limits of the noise generator's counters (32-bit words): replicas per configuration,
+#: configurations, and directions (two per counter); steps (two per counter) kept at 2³¹.
 MAX_STEPS = 2**31
 MAX_REPLICAS = 2**31
 MAX_CONFIGURATIONS = 2**31
@@ -117,8 +117,8 @@ def simulate(model, steps, *, lr, beta=0.0, batch_size=1, precondition=0.0, repl
     The normals come from Philox4x32-10 keyed by the seed, one counter per (pair of steps,
     replica, direction pair, configuration) — configuration k is the k-th of the broadcast
     configurations in C order — through the Box–Muller transform of 32-bit uniforms, all within
-    the kernel (see ``polyak._kernels._nqm`` for the stream and its accuracy). The kernel runs with flush-to-zero: a loss below
-    about 2.2e-308 is 0. A diverging configuration's curve turns to inf or NaN; the others are
+    the kernel (see ``polyak._kernels._nqm`` for the stream and its accuracy). The kernel runs
+    with flush-to-zero: a loss below about 2.2e-308 is 0. A diverging configuration's curve turns to inf or NaN; the others are
     unaffected.
     """
     steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)

@@ -31,10 +31,10 @@ cos φ = √(1 − sin² φ) (>= 1/√2: well conditioned), √ and the reductio
 hardware (correctly rounded). Each normal is within 2.2 units of 2⁻⁵² relative to max(1, |z|)
 of the exact transform of its uniforms (measured on 4.8 million at each level: 2.10 with FMA,
 2.14 without; the tests compare with the transform in NumPy's extended precision and require
-4). Every (seed, configuration, replica,
-step, direction) has its own counter and words, so a result does not depend on the thread
-count, on the order of the work, or on the vector width; the rounding does depend on the
-instruction-set level (FMA or not).
+4). Every (seed, configuration, replica, step, direction) has its own words (a counter serves
+two steps of two directions), so a result does not depend on the thread count, on the order
+of the work, or on the vector width; the rounding does depend on the instruction-set level
+(FMA or not).
 
 The work. A unit is LANES replicas of one configuration, in vector lanes (the key and all
 counter words but the replica's are the same in every lane, so the first Philox rounds are
@@ -240,7 +240,7 @@ cdef extern from *:
        -2 ln u1 by fdlibm's e_log.c reduction u1 = 2^k m, m in [sqrt(1/2), sqrt(2)), f = m - 1,
        s = f / (2 + f), and its minimax polynomial (|error| < 2^-58.45) in
        ln m = 2 atanh(s) = 2 s + s^3 P(s^2), times -2 (the constants carry the factor), summed as
-       k (-2 ln 2) + s (s^2 P - 4) with one rounding each (a multiply-add; within 2 ulp), without
+       k (-2 ln 2) + s (s^2 P - 4) with one rounding each where the multiply-adds are fused (FMA; within 2 ulp either way), without
        the special cases (zero, negative, subnormal, inf). sin phi by fdlibm's k_sin.c polynomial
        (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well conditioned).
        In three stages, so that the transforms of a draw can be software-pipelined: the
@@ -643,4 +643,6 @@ def philox(*, uint64_t seed, const uint32_t[::1] c0, const uint32_t[::1] c1, con
 def box_muller(*, const uint32_t[::1] radius_words, const uint32_t[::1] angle_words, double[:, ::1] out):
     """out[i] = the two normals that the kernel's Box–Muller transform makes of radius word
     radius_words[i] and angle word angle_words[i] (out of shape (N, 2)). For the tests."""
+    if angle_words.shape[0] != radius_words.shape[0] or out.shape[0] != radius_words.shape[0] or out.shape[1] != 2:
+        raise ValueError("box_muller takes radius_words and angle_words of one length N and out of shape (N, 2)")
     nqm_box_muller_words(&radius_words[0], &angle_words[0], radius_words.shape[0], &out[0, 0])
