@@ -118,8 +118,8 @@ def simulate(model, steps, *, lr, beta=0.0, batch_size=1, precondition=0.0, repl
     replica, direction pair, configuration) — configuration k is the k-th of the broadcast
     configurations in C order — through the Box–Muller transform of 32-bit uniforms, all within
     the kernel (see ``polyak._kernels._nqm`` for the stream and its accuracy). The kernel runs
-    with flush-to-zero: a loss below about 2.2e-308 is 0. A diverging configuration's curve turns to inf or NaN; the others are
-    unaffected.
+    with flush-to-zero: a loss below about 2.2e-308 is 0. A diverging configuration's curve
+    turns to inf or NaN; the others are unaffected.
     """
     steps = as_int(steps, "steps", minimum=0, maximum=MAX_STEPS)
     replicas = as_int(replicas, "replicas", minimum=2, maximum=MAX_REPLICAS)

@@ -239,14 +239,16 @@ cdef extern from *:
        are made exactly, as 1 + F in the mantissa of a double.
        -2 ln u1 by fdlibm's e_log.c reduction u1 = 2^k m, m in [sqrt(1/2), sqrt(2)), f = m - 1,
        s = f / (2 + f), and its minimax polynomial (|error| < 2^-58.45) in
-       ln m = 2 atanh(s) = 2 s + s^3 P(s^2), times -2 (the constants carry the factor), summed as
-       k (-2 ln 2) + s (s^2 P - 4) with one rounding each where the multiply-adds are fused (FMA; within 2 ulp either way), without
-       the special cases (zero, negative, subnormal, inf). sin phi by fdlibm's k_sin.c polynomial
-       (|error| < 2^-58), cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well conditioned).
+       ln m = 2 atanh(s) = 2 s + s^3 P(s^2), times -2 (the constants carry the factor), summed
+       as k (-2 ln 2) + s (s^2 P - 4), with one rounding each where the multiply-adds are fused
+       (FMA; within 2 ulp either way), without the special cases (zero, negative, subnormal,
+       inf). sin phi by fdlibm's k_sin.c polynomial (|error| < 2^-58),
+       cos phi = sqrt(1 - sin^2 phi) (>= 1/sqrt 2: well conditioned).
        In three stages, so that the transforms of a draw can be software-pipelined: the
        division, the square roots and the polynomials' chains of several transforms in flight
        at once (their latency, not the count of instructions, bounds one transform at a time:
-       at AVX2 9.1 against 7.4 ns per vector, in a loop of the transforms alone). */
+       at AVX2 9.1 ns per vector one after another, 7.8 pipelined, 7.4 with the shorter sum
+       above, in a loop of the transforms alone). */
     typedef struct { nqm_d s, dk, phi, z; nqm_u A; } nqm_bm_first;
     typedef struct { nqm_d r2, sn, omc; nqm_u A; } nqm_bm_second;
 
